@@ -1,0 +1,75 @@
+/**
+ * The public JSON shape of a job, shared by `--json` output and (later) the HTTP API, so
+ * scripts see the same field names everywhere.
+ */
+import { describeTrigger, durationMs, progressPercent, type Job } from '../jobs/job.js';
+
+export interface JobJson {
+  id: string;
+  operation: string;
+  state: string;
+  item: { id: string; name: string | null } | null;
+  vault: { id: string; name: string | null };
+  trigger: string;
+  retryOf: string | null;
+  requestedBy: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  durationMs: number | null;
+  progress: {
+    percent: number | null;
+    filesDone: number;
+    filesTotal: number | null;
+    bytesDone: number;
+    bytesTotal: number | null;
+    etaSeconds: number | null;
+  };
+  bytesScanned: number;
+  bytesNew: number;
+  bytesStored: number;
+  worker: string | null;
+  lease: { owner: string; expiresAt: string | null; fencingToken: number } | null;
+  cancelRequestedAt: string | null;
+  error: { code: string; message: string | null } | null;
+  warnings: string[];
+  recoveryPointId: string | null;
+  params: Record<string, unknown>;
+}
+
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+export function jobJson(job: Job, names: { itemName?: string | null; vaultName?: string | null } = {}, now = Date.now()): JobJson {
+  return {
+    id: job.id,
+    operation: job.operation,
+    state: job.state,
+    item: job.itemId ? { id: job.itemId, name: names.itemName ?? null } : null,
+    vault: { id: job.vaultId, name: names.vaultName ?? null },
+    trigger: describeTrigger(job),
+    retryOf: job.retryOf,
+    requestedBy: job.requestedBy,
+    createdAt: new Date(job.createdAt).toISOString(),
+    startedAt: iso(job.startedAt),
+    endedAt: iso(job.endedAt),
+    durationMs: durationMs(job, now),
+    progress: {
+      percent: progressPercent(job),
+      filesDone: job.filesDone,
+      filesTotal: job.filesTotal,
+      bytesDone: job.bytesDone,
+      bytesTotal: job.bytesTotal,
+      etaSeconds: job.etaSeconds,
+    },
+    bytesScanned: job.bytesScanned,
+    bytesNew: job.bytesNew,
+    bytesStored: job.bytesStored,
+    worker: job.workerId,
+    lease: job.leaseOwner ? { owner: job.leaseOwner, expiresAt: iso(job.leaseExpiresAt), fencingToken: job.fencingToken } : null,
+    cancelRequestedAt: iso(job.cancelRequestedAt),
+    error: job.errorCode ? { code: job.errorCode, message: job.errorMessage } : null,
+    warnings: job.warnings,
+    recoveryPointId: job.recoveryPointId,
+    params: job.params,
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * Opens the catalog: embedded SQLite under COFFER_HOME by default, PostgreSQL when a
+ * postgres:// URL is given. Everything above this file sees one Kysely<Database>.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
+import { CofferError } from '../errors/coffer-error.js';
+import type { Database } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Catalog {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  /** Where the catalog lives, for messages (never includes a password). */
+  readonly description: string;
+  /**
+   * Runs `fn` in a transaction that holds the write lock from its first statement, so
+   * read-then-write sequences inside it are atomic across processes.
+   */
+  writeTx<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface CatalogOptions {
+  home: string;
+  databaseUrl?: string | undefined;
+  /** PostgreSQL pool size per process. */
+  poolSize?: number;
+}
+
+// int8 columns (epoch milliseconds, counters) come back from pg as strings by default; every
+// value coffer keeps in them fits in a double.
+pg.types.setTypeParser(20, (v: string) => Number(v));
+
+export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
+  const url = opts.databaseUrl?.trim();
+  if (url) {
+    if (!/^postgres(ql)?:\/\//.test(url)) {
+      throw new CofferError('InvalidRequest', 'COFFER_DATABASE_URL must start with postgres:// or postgresql://', {
+        field: 'COFFER_DATABASE_URL',
+      });
+    }
+    return openPostgres(url, opts.poolSize ?? 10);
+  }
+  return openSqlite(opts.home);
+}
+
+function openSqlite(home: string): Catalog {
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const file = join(home, 'catalog.db');
+  let database: BetterSqlite3.Database;
+  try {
+    // `timeout` is SQLite's busy timeout: writers from other processes wait for the lock.
+    database = new BetterSqlite3(file, { timeout: 15_000 });
+    database.pragma('journal_mode = WAL');
+    database.pragma('synchronous = NORMAL');
+    database.pragma('foreign_keys = ON');
+  } catch (err) {
+    throw new CofferError('CatalogUnavailable', `cannot open the catalog at ${file}: ${(err as Error).message}`, {
+      path: file,
+    });
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return {
+    db,
+    dialect: 'sqlite',
+    description: file,
+    // Kysely's transaction() issues a deferred BEGIN; a deferred reader that later writes
+    // fails with SQLITE_BUSY instead of waiting, so write transactions take the lock up front.
+    writeTx: (fn) =>
+      db.connection().execute(async (conn) => {
+        await sql`begin immediate`.execute(conn);
+        try {
+          const result = await fn(conn);
+          await sql`commit`.execute(conn);
+          return result;
+        } catch (err) {
+          await sql`rollback`.execute(conn).catch(() => undefined);
+          throw err;
+        }
+      }),
+    close: () => db.destroy(),
+  };
+}
+
+async function openPostgres(url: string, poolSize: number): Promise<Catalog> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 10_000 });
+  // An idle client that loses its server must not crash the process; the next query reports it.
+  pool.on('error', () => undefined);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const safeUrl = url.replace(/\/\/[^@/]*@/, '//***@');
+  try {
+    await sql`select 1`.execute(db);
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    throw new CofferError('CatalogUnavailable', `cannot reach PostgreSQL at ${safeUrl}: ${(err as Error).message}`, {
+      database: safeUrl,
+    });
+  }
+  return {
+    db,
+    dialect: 'postgres',
+    description: safeUrl,
+    writeTx: (fn) => db.transaction().execute(fn),
+    close: () => db.destroy(),
+  };
+}
+
+/** True when `err` is a unique-constraint violation in either dialect. */
+export function isUniqueViolation(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505';
+}
+
+/** The constraint or column a unique violation names, to tell which rule refused a write. */
+export function violatedConstraint(err: unknown): string {
+  if (typeof err !== 'object' || err === null) return '';
+  const e = err as { constraint?: unknown; message?: unknown };
+  if (typeof e.constraint === 'string') return e.constraint;
+  return typeof e.message === 'string' ? e.message : '';
+}

@@ -1,0 +1,730 @@
+/**
+ * Every query coffer runs against its catalog, in one module so they can be read and reviewed
+ * together (after pg-boss). Implements the domain core's JobStore: the exclusivity rule, leases
+ * and fencing are decided here inside single transactions, never by check-then-insert.
+ */
+import { type Kysely, type Selectable, type Updateable } from 'kysely';
+import { CofferError } from '../errors/coffer-error.js';
+import { backupInProgressError, blockingJobView } from '../jobs/admission.js';
+import type { Clock } from '../jobs/clock.js';
+import { newId } from '../jobs/ids.js';
+import {
+  ACTIVE_STATES,
+  EXCLUSIVE_OPERATIONS,
+  LEASED_STATES,
+  type Job,
+  type JobProgress,
+  type JobState,
+  type Operation,
+  type TriggerKind,
+} from '../jobs/job.js';
+import type {
+  Admission,
+  AdmissionRequest,
+  FinishOutcome,
+  FinishRequest,
+  HeartbeatResult,
+  JobStore,
+  Lease,
+} from '../jobs/ports.js';
+import { isUniqueViolation, violatedConstraint, type Catalog } from './connect.js';
+import type { Database, JobTable, RecoveryPointTable } from './schema.js';
+
+export interface Vault {
+  id: string;
+  name: string;
+  location: string;
+  repositoryId: string;
+  createdAt: number;
+}
+
+export interface VaultSummary extends Vault {
+  items: number;
+  activeJobs: number;
+}
+
+export interface Item {
+  id: string;
+  name: string;
+  vaultId: string;
+  sourcePath: string;
+  policyId: string | null;
+  previousVaultId: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ItemSummary extends Item {
+  vaultName: string;
+  lastJob: { id: string; state: JobState; endedAt: number | null } | null;
+  lastPoint: { id: string; snapshotTime: number } | null;
+}
+
+export interface RecoveryPoint {
+  id: string;
+  itemId: string;
+  vaultId: string;
+  jobId: string;
+  parentId: string | null;
+  sourcePath: string;
+  files: number;
+  bytesScanned: number;
+  bytesNew: number;
+  bytesStored: number;
+  snapshotTime: number;
+  createdAt: number;
+}
+
+export interface JobEvent {
+  at: number;
+  state: string;
+  message: string | null;
+}
+
+export interface JobFilter {
+  vaultId?: string | undefined;
+  itemId?: string | undefined;
+  states?: JobState[] | undefined;
+  operations?: Operation[] | undefined;
+  since?: number | undefined;
+  until?: number | undefined;
+  limit?: number | undefined;
+  /** Opaque position from a previous page: the id of its last job. */
+  before?: string | undefined;
+}
+
+type Db = Kysely<Database>;
+const ADMISSION_ATTEMPTS = 5;
+
+export class CatalogStore implements JobStore {
+  constructor(
+    readonly catalog: Catalog,
+    private readonly clock: Clock,
+  ) {}
+
+  private get db(): Db {
+    return this.catalog.db;
+  }
+
+  // ---------------------------------------------------------------- vaults
+
+  async createVault(v: { name: string; location: string; repositoryId: string }): Promise<Vault> {
+    const row = { id: newId('v'), name: v.name, location: v.location, repository_id: v.repositoryId, created_at: this.clock.now() };
+    try {
+      await this.db.insertInto('vaults').values(row).execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new CofferError('VaultAlreadyExists', `a vault named '${v.name}' already exists`, { vault: v.name });
+      throw err;
+    }
+    return toVault(row);
+  }
+
+  async listVaults(): Promise<VaultSummary[]> {
+    const rows = await this.db
+      .selectFrom('vaults')
+      .selectAll('vaults')
+      .select((eb) => [
+        eb.selectFrom('items').whereRef('items.vault_id', '=', 'vaults.id').select(eb.fn.countAll<number>().as('n')).as('items'),
+        eb
+          .selectFrom('jobs')
+          .whereRef('jobs.vault_id', '=', 'vaults.id')
+          .where('jobs.state', 'in', [...ACTIVE_STATES])
+          .select(eb.fn.countAll<number>().as('n'))
+          .as('active_jobs'),
+      ])
+      .orderBy('name')
+      .execute();
+    return rows.map((r) => ({ ...toVault(r), items: Number(r.items ?? 0), activeJobs: Number(r.active_jobs ?? 0) }));
+  }
+
+  /** Finds a vault by name or id. */
+  async getVault(ref: string): Promise<Vault> {
+    const row = await this.db
+      .selectFrom('vaults')
+      .selectAll()
+      .where((eb) => eb.or([eb('name', '=', ref), eb('id', '=', ref)]))
+      .executeTakeFirst();
+    if (!row) throw new CofferError('VaultNotFound', `no vault named '${ref}'`, { vault: ref });
+    return toVault(row);
+  }
+
+  // ---------------------------------------------------------------- items
+
+  async addItem(i: { name: string; vaultId: string; sourcePath: string; policyId?: string | null }): Promise<Item> {
+    const now = this.clock.now();
+    const row = {
+      id: newId('i', now),
+      name: i.name,
+      vault_id: i.vaultId,
+      source_path: i.sourcePath,
+      policy_id: i.policyId ?? null,
+      previous_vault_id: null,
+      created_at: now,
+      updated_at: now,
+    };
+    try {
+      await this.db.insertInto('items').values(row).execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      const existing = await this.db
+        .selectFrom('items')
+        .innerJoin('vaults', 'vaults.id', 'items.vault_id')
+        .select(['items.name', 'items.source_path', 'vaults.name as vault_name'])
+        .where((eb) => eb.or([eb('items.name', '=', i.name), eb('items.source_path', '=', i.sourcePath)]))
+        .executeTakeFirst();
+      throw new CofferError(
+        'ItemAlreadyProtected',
+        existing && existing.name !== i.name
+          ? `${i.sourcePath} is already protected as item '${existing.name}' in vault '${existing.vault_name}'`
+          : `an item named '${i.name}' already exists${existing ? ` in vault '${existing.vault_name}'` : ''}`,
+        { item: existing?.name ?? i.name, path: i.sourcePath, vault: existing?.vault_name ?? null },
+      );
+    }
+    return toItem(row);
+  }
+
+  /** Finds an item by name or id. */
+  async getItem(ref: string): Promise<Item> {
+    const row = await this.db
+      .selectFrom('items')
+      .selectAll()
+      .where((eb) => eb.or([eb('name', '=', ref), eb('id', '=', ref)]))
+      .executeTakeFirst();
+    if (!row) throw new CofferError('ItemNotFound', `no protected item named '${ref}'`, { item: ref });
+    return toItem(row);
+  }
+
+  async listItems(): Promise<ItemSummary[]> {
+    const rows = await this.db
+      .selectFrom('items')
+      .innerJoin('vaults', 'vaults.id', 'items.vault_id')
+      .selectAll('items')
+      .select('vaults.name as vault_name')
+      .orderBy('items.name')
+      .execute();
+    const out: ItemSummary[] = [];
+    for (const r of rows) {
+      const lastJob = await this.db
+        .selectFrom('jobs')
+        .select(['id', 'state', 'ended_at'])
+        .where('item_id', '=', r.id)
+        .where('operation', '=', 'backup')
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      const lastPoint = await this.db
+        .selectFrom('recovery_points')
+        .select(['id', 'snapshot_time'])
+        .where('item_id', '=', r.id)
+        .orderBy('snapshot_time', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      out.push({
+        ...toItem(r),
+        vaultName: r.vault_name,
+        lastJob: lastJob ? { id: lastJob.id, state: lastJob.state as JobState, endedAt: lastJob.ended_at } : null,
+        lastPoint: lastPoint ? { id: lastPoint.id, snapshotTime: lastPoint.snapshot_time } : null,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Points the item at another vault. Allowed while a job of the item runs in the old vault:
+   * that job keeps blocking new backups (the exclusivity rule is per item id, across vaults).
+   */
+  async moveItem(itemId: string, vaultId: string): Promise<Item> {
+    return this.catalog.writeTx(async (trx) => {
+      const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
+      if (!item) throw new CofferError('ItemNotFound', `no protected item with id '${itemId}'`, { item: itemId });
+      if (item.vault_id === vaultId) return toItem(item);
+      const now = this.clock.now();
+      await trx
+        .updateTable('items')
+        .set({ vault_id: vaultId, previous_vault_id: item.vault_id, updated_at: now })
+        .where('id', '=', itemId)
+        .execute();
+      return toItem({ ...item, vault_id: vaultId, previous_vault_id: item.vault_id, updated_at: now });
+    });
+  }
+
+  // ---------------------------------------------------------------- admission
+
+  async admit(req: AdmissionRequest): Promise<Admission> {
+    if (req.itemId === null && (EXCLUSIVE_OPERATIONS as readonly string[]).includes(req.operation)) {
+      throw new CofferError('InvalidRequest', `a ${req.operation} job needs an item`, { field: 'item' });
+    }
+    for (let attempt = 0; attempt < ADMISSION_ATTEMPTS; attempt++) {
+      if (req.idempotencyKey) {
+        const existing = await this.findByIdempotencyKey(req.idempotencyKey);
+        if (existing) return { job: existing, lease: null, reused: true };
+      }
+      const now = this.clock.now();
+      const id = newId('j', now);
+      const lease = req.claimBy ? { jobId: id, owner: req.claimBy.owner, token: 1 } : null;
+      try {
+        await this.catalog.writeTx(async (trx) => {
+          // Recovery by lease expiry, in the admitting transaction: a dead worker's job must
+          // not block this trigger, and no daemon is needed for that in the embedded mode.
+          await this.reapExpiredIn(trx, now);
+          await trx
+            .insertInto('jobs')
+            .values({
+              id,
+              operation: req.operation,
+              state: lease ? 'in_progress' : 'queued',
+              item_id: req.itemId,
+              vault_id: req.vaultId,
+              trigger: req.trigger,
+              retry_of: req.retryOf ?? null,
+              requested_by: req.requestedBy ?? null,
+              idempotency_key: req.idempotencyKey ?? null,
+              params: JSON.stringify(req.params ?? {}),
+              created_at: now,
+              started_at: lease ? now : null,
+              updated_at: now,
+              lease_owner: lease?.owner ?? null,
+              lease_expires_at: lease && req.claimBy ? now + req.claimBy.leaseMs : null,
+              fencing_token: lease ? 1 : 0,
+              worker_id: lease?.owner ?? null,
+            })
+            .execute();
+          await addEvent(trx, id, 'queued', now, describeAdmission(req));
+          if (lease) await addEvent(trx, id, 'in_progress', now, `claimed by ${lease.owner}`);
+        });
+        return { job: await this.getJob(id), lease, reused: false };
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        if (req.idempotencyKey && violatedConstraint(err).includes('idempotency')) continue;
+        const refusal = await this.refusalFor(req);
+        if (refusal) throw refusal;
+        // The blocking job ended between our insert and our read: admit again.
+      }
+    }
+    throw new CofferError('CatalogUnavailable', 'admission kept conflicting; try again', { item: req.itemId });
+  }
+
+  private async findByIdempotencyKey(key: string): Promise<Job | null> {
+    const row = await this.db.selectFrom('jobs').selectAll().where('idempotency_key', '=', key).executeTakeFirst();
+    return row ? toJob(row) : null;
+  }
+
+  private async refusalFor(req: AdmissionRequest): Promise<CofferError | null> {
+    if (!req.itemId) return null;
+    const blocking = await this.activeExclusiveJob(req.itemId);
+    if (!blocking) return null;
+    const names = await this.db
+      .selectFrom('items')
+      .select(['items.name as item_name'])
+      .select((eb) => [
+        eb.selectFrom('vaults').select('name').where('id', '=', blocking.vaultId).as('blocking_vault'),
+        eb.selectFrom('vaults').select('name').where('id', '=', req.vaultId).as('requested_vault'),
+      ])
+      .where('items.id', '=', req.itemId)
+      .executeTakeFirst();
+    const itemName = names?.item_name ?? req.itemId;
+    return backupInProgressError(
+      blockingJobView(blocking, { vaultName: names?.blocking_vault ?? blocking.vaultId, itemName }),
+      { itemName, requestedVaultId: req.vaultId, requestedVaultName: names?.requested_vault ?? req.vaultId },
+    );
+  }
+
+  async activeExclusiveJob(itemId: string): Promise<Job | null> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('item_id', '=', itemId)
+      .where('operation', 'in', [...EXCLUSIVE_OPERATIONS])
+      .where('state', 'in', [...ACTIVE_STATES])
+      .executeTakeFirst();
+    return row ? toJob(row) : null;
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  async claimNext(owner: string, leaseMs: number): Promise<{ job: Job; lease: Lease } | null> {
+    const now = this.clock.now();
+    const claimed = await this.catalog.writeTx(async (trx) => {
+      await this.reapExpiredIn(trx, now);
+      const next = await trx
+        .selectFrom('jobs')
+        .select(['id', 'fencing_token'])
+        .where('state', '=', 'queued')
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(1)
+        .$if(this.catalog.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked())
+        .executeTakeFirst();
+      if (!next) return null;
+      const token = next.fencing_token + 1;
+      await trx
+        .updateTable('jobs')
+        .set({
+          state: 'in_progress',
+          started_at: now,
+          updated_at: now,
+          lease_owner: owner,
+          lease_expires_at: now + leaseMs,
+          fencing_token: token,
+          worker_id: owner,
+        })
+        .where('id', '=', next.id)
+        .where('state', '=', 'queued')
+        .execute();
+      await addEvent(trx, next.id, 'in_progress', now, `claimed by ${owner}`);
+      return { jobId: next.id, owner, token };
+    });
+    if (!claimed) return null;
+    return { job: await this.getJob(claimed.jobId), lease: claimed };
+  }
+
+  async heartbeat(lease: Lease, progress: JobProgress, leaseMs: number): Promise<HeartbeatResult> {
+    const now = this.clock.now();
+    const row = await this.db
+      .updateTable('jobs')
+      .set({ ...progressColumns(progress), lease_expires_at: now + leaseMs, updated_at: now })
+      .where('id', '=', lease.jobId)
+      .where('lease_owner', '=', lease.owner)
+      .where('fencing_token', '=', lease.token)
+      .where('state', 'in', [...LEASED_STATES])
+      .where('lease_expires_at', '>=', now)
+      .returning('state')
+      .executeTakeFirst();
+    if (!row) return { held: false, cancelRequested: false };
+    return { held: true, cancelRequested: row.state === 'cancelling' };
+  }
+
+  async finish(lease: Lease, req: FinishRequest): Promise<FinishOutcome> {
+    const now = this.clock.now();
+    return this.catalog.writeTx(async (trx) => {
+      // Fencing: the state change (and the recovery point) happen only while this exact lease
+      // is live. A worker that was paused or cut off past its lease finds nothing to update.
+      const current = await trx
+        .selectFrom('jobs')
+        .select(['state', 'item_id', 'vault_id'])
+        .where('id', '=', lease.jobId)
+        .where('lease_owner', '=', lease.owner)
+        .where('fencing_token', '=', lease.token)
+        .where('state', 'in', [...LEASED_STATES])
+        .where('lease_expires_at', '>=', now)
+        .$if(this.catalog.dialect === 'postgres', (qb) => qb.forUpdate())
+        .executeTakeFirst();
+      if (!current) {
+        throw new CofferError('LeaseLost', `job ${lease.jobId} is no longer held by ${lease.owner}; nothing was committed`, {
+          jobId: lease.jobId,
+        });
+      }
+      // A cancel requested while the work finished wins: a job the operator cancelled never
+      // turns completed, and its recovery point is not committed.
+      const cancelWins = current.state === 'cancelling' && req.state !== 'failed';
+      const state = cancelWins ? 'cancelled' : req.state;
+      const commitPoint = !cancelWins && req.recoveryPoint !== undefined && state !== 'cancelled' && state !== 'failed';
+      await trx
+        .updateTable('jobs')
+        .set({
+          ...progressColumns(req.progress),
+          state,
+          ended_at: now,
+          updated_at: now,
+          lease_owner: null,
+          lease_expires_at: null,
+          error_code: cancelWins ? 'JobCancelled' : (req.errorCode ?? null),
+          error_message: cancelWins ? 'cancelled by request; nothing was committed' : (req.errorMessage ?? null),
+          warnings: JSON.stringify(req.warnings ?? []),
+          result: JSON.stringify(req.result ?? {}),
+          recovery_point_id: commitPoint ? req.recoveryPoint!.id : null,
+          eta_seconds: null,
+        })
+        .where('id', '=', lease.jobId)
+        .execute();
+      if (commitPoint) {
+        const p = req.recoveryPoint!;
+        await trx
+          .insertInto('recovery_points')
+          .values({
+            id: p.id,
+            item_id: p.itemId,
+            vault_id: p.vaultId,
+            job_id: lease.jobId,
+            parent_id: p.parentId,
+            source_path: p.sourcePath,
+            files: p.files,
+            bytes_scanned: p.bytesScanned,
+            bytes_new: p.bytesNew,
+            bytes_stored: p.bytesStored,
+            snapshot_time: p.snapshotTime,
+            created_at: now,
+          })
+          .execute();
+      }
+      await addEvent(trx, lease.jobId, state, now, cancelWins ? 'cancel acknowledged by worker' : (req.errorMessage ?? null));
+      return { state, recoveryPointCommitted: commitPoint };
+    });
+  }
+
+  async requestCancel(jobId: string): Promise<Job> {
+    const now = this.clock.now();
+    await this.catalog.writeTx(async (trx) => {
+      const job = await this.jobIn(trx, jobId);
+      if (job.state === 'queued') {
+        // Nobody holds a queued job, so nobody else has to acknowledge: it never starts.
+        await trx
+          .updateTable('jobs')
+          .set({ state: 'cancelled', ended_at: now, updated_at: now, cancel_requested_at: now, error_code: 'JobCancelled', error_message: 'cancelled before it started' })
+          .where('id', '=', jobId)
+          .where('state', '=', 'queued')
+          .execute();
+        await addEvent(trx, jobId, 'cancelled', now, 'cancelled while queued');
+      } else if (job.state === 'in_progress') {
+        await trx
+          .updateTable('jobs')
+          .set({ state: 'cancelling', cancel_requested_at: now, updated_at: now })
+          .where('id', '=', jobId)
+          .where('state', '=', 'in_progress')
+          .execute();
+        await addEvent(trx, jobId, 'cancelling', now, 'cancel requested; waiting for the worker to acknowledge');
+      } else if (job.state !== 'cancelling') {
+        throw new CofferError('JobNotCancellable', `job ${jobId} already ended ${job.state}`, { jobId, state: job.state });
+      }
+    });
+    return this.getJob(jobId);
+  }
+
+  async release(jobId: string, opts: { force: boolean }): Promise<Job> {
+    const now = this.clock.now();
+    await this.catalog.writeTx(async (trx) => {
+      const job = await this.jobIn(trx, jobId);
+      if (job.state === 'queued') {
+        await trx
+          .updateTable('jobs')
+          .set({ state: 'cancelled', ended_at: now, updated_at: now, error_code: 'JobCancelled', error_message: 'released by operator before it started' })
+          .where('id', '=', jobId)
+          .execute();
+        await addEvent(trx, jobId, 'cancelled', now, 'released by operator while queued');
+        return;
+      }
+      if (job.state !== 'in_progress' && job.state !== 'cancelling') {
+        throw new CofferError('JobNotCancellable', `job ${jobId} already ended ${job.state}; nothing to release`, { jobId, state: job.state });
+      }
+      const live = job.leaseExpiresAt !== null && job.leaseExpiresAt >= now;
+      if (live && !opts.force) {
+        throw new CofferError('JobLeaseActive', `worker ${job.leaseOwner} still holds job ${jobId} until ${new Date(job.leaseExpiresAt!).toISOString()}`, {
+          jobId,
+          workerId: job.leaseOwner,
+          leaseExpiresAt: new Date(job.leaseExpiresAt!).toISOString(),
+        });
+      }
+      const endState = job.state === 'cancelling' ? 'cancelled' : 'failed';
+      // Advancing the fencing token is what makes a forced release safe: the old worker's
+      // heartbeat and commit both name the old token and now match nothing.
+      await trx
+        .updateTable('jobs')
+        .set({
+          state: endState,
+          ended_at: now,
+          updated_at: now,
+          lease_owner: null,
+          lease_expires_at: null,
+          fencing_token: job.fencingToken + 1,
+          error_code: endState === 'cancelled' ? 'JobCancelled' : 'WorkerLost',
+          error_message: live ? `released by operator while ${job.leaseOwner} held the lease (fenced)` : 'released by operator after its lease expired',
+        })
+        .where('id', '=', jobId)
+        .execute();
+      await addEvent(trx, jobId, endState, now, live ? 'force-released by operator; old worker fenced' : 'released by operator');
+    });
+    return this.getJob(jobId);
+  }
+
+  async reapExpired(): Promise<number> {
+    return this.catalog.writeTx((trx) => this.reapExpiredIn(trx, this.clock.now()));
+  }
+
+  private async reapExpiredIn(trx: Db, now: number): Promise<number> {
+    const reaped = await trx
+      .updateTable('jobs')
+      .set((eb) => ({
+        state: eb.case().when('state', '=', 'cancelling').then('cancelled').else('failed').end(),
+        error_code: eb.case().when('state', '=', 'cancelling').then('JobCancelled').else('WorkerLost').end(),
+        error_message: eb
+          .case()
+          .when('state', '=', 'cancelling')
+          .then('cancel confirmed by lease expiry: the worker stopped heartbeating')
+          .else('the worker stopped heartbeating and its lease expired')
+          .end(),
+        ended_at: now,
+        updated_at: now,
+        lease_owner: null,
+        lease_expires_at: null,
+        fencing_token: eb('fencing_token', '+', 1),
+      }))
+      .where('state', 'in', [...LEASED_STATES])
+      .where('lease_expires_at', '<', now)
+      .returning(['id', 'state', 'error_message'])
+      .execute();
+    for (const r of reaped) await addEvent(trx, r.id, r.state, now, r.error_message);
+    return reaped.length;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async getJob(jobId: string): Promise<Job> {
+    return this.jobIn(this.db, jobId);
+  }
+
+  private async jobIn(db: Db, jobId: string): Promise<Job> {
+    const row = await db.selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst();
+    if (!row) throw new CofferError('JobNotFound', `no job with id '${jobId}'`, { jobId });
+    return toJob(row);
+  }
+
+  async listJobs(f: JobFilter): Promise<Job[]> {
+    let q = this.db.selectFrom('jobs').selectAll();
+    if (f.vaultId) q = q.where('vault_id', '=', f.vaultId);
+    if (f.itemId) q = q.where('item_id', '=', f.itemId);
+    if (f.states?.length) q = q.where('state', 'in', f.states);
+    if (f.operations?.length) q = q.where('operation', 'in', f.operations);
+    if (f.since !== undefined) q = q.where('created_at', '>=', f.since);
+    if (f.until !== undefined) q = q.where('created_at', '<', f.until);
+    // Ids are time-ordered, so the id alone is a stable cursor.
+    if (f.before) q = q.where('id', '<', f.before);
+    const rows = await q
+      .orderBy('id', 'desc')
+      .limit(f.limit ?? 50)
+      .execute();
+    return rows.map(toJob);
+  }
+
+  async listEvents(jobId: string): Promise<JobEvent[]> {
+    const rows = await this.db.selectFrom('job_events').select(['at', 'state', 'message']).where('job_id', '=', jobId).orderBy('at').orderBy('id').execute();
+    return rows;
+  }
+
+  async listPoints(itemId: string, vaultId?: string): Promise<RecoveryPoint[]> {
+    let q = this.db.selectFrom('recovery_points').selectAll().where('item_id', '=', itemId);
+    if (vaultId) q = q.where('vault_id', '=', vaultId);
+    return (await q.orderBy('snapshot_time', 'desc').execute()).map(toPoint);
+  }
+
+  async getPoint(id: string): Promise<RecoveryPoint> {
+    const row = await this.db.selectFrom('recovery_points').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new CofferError('PointNotFound', `no recovery point with id '${id}'`, { point: id });
+    return toPoint(row);
+  }
+
+  async latestPoint(itemId: string, vaultId: string): Promise<RecoveryPoint | null> {
+    const row = await this.db
+      .selectFrom('recovery_points')
+      .selectAll()
+      .where('item_id', '=', itemId)
+      .where('vault_id', '=', vaultId)
+      .orderBy('snapshot_time', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? toPoint(row) : null;
+  }
+
+  async countActiveExclusive(itemId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('item_id', '=', itemId)
+      .where('operation', 'in', [...EXCLUSIVE_OPERATIONS])
+      .where('state', 'in', [...ACTIVE_STATES])
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+}
+
+async function addEvent(trx: Db, jobId: string, state: string, at: number, message: string | null): Promise<void> {
+  await trx.insertInto('job_events').values({ id: newId('e', at), job_id: jobId, at, state, message }).execute();
+}
+
+function describeAdmission(req: AdmissionRequest): string {
+  const by = req.requestedBy ? ` by ${req.requestedBy}` : '';
+  return req.trigger === 'retry' ? `retry of ${req.retryOf}${by}` : `${req.trigger}${by}`;
+}
+
+function progressColumns(p: JobProgress): Updateable<JobTable> {
+  return {
+    files_done: p.filesDone,
+    files_total: p.filesTotal,
+    bytes_done: p.bytesDone,
+    bytes_total: p.bytesTotal,
+    bytes_scanned: p.bytesScanned,
+    bytes_new: p.bytesNew,
+    bytes_stored: p.bytesStored,
+    eta_seconds: p.etaSeconds,
+  };
+}
+
+function toVault(r: Selectable<Database['vaults']>): Vault {
+  return { id: r.id, name: r.name, location: r.location, repositoryId: r.repository_id, createdAt: r.created_at };
+}
+
+function toItem(r: Selectable<Database['items']>): Item {
+  return {
+    id: r.id,
+    name: r.name,
+    vaultId: r.vault_id,
+    sourcePath: r.source_path,
+    policyId: r.policy_id,
+    previousVaultId: r.previous_vault_id,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function toPoint(r: Selectable<RecoveryPointTable>): RecoveryPoint {
+  return {
+    id: r.id,
+    itemId: r.item_id,
+    vaultId: r.vault_id,
+    jobId: r.job_id,
+    parentId: r.parent_id,
+    sourcePath: r.source_path,
+    files: r.files,
+    bytesScanned: r.bytes_scanned,
+    bytesNew: r.bytes_new,
+    bytesStored: r.bytes_stored,
+    snapshotTime: r.snapshot_time,
+    createdAt: r.created_at,
+  };
+}
+
+function toJob(r: Selectable<JobTable>): Job {
+  return {
+    id: r.id,
+    operation: r.operation as Operation,
+    state: r.state as JobState,
+    itemId: r.item_id,
+    vaultId: r.vault_id,
+    trigger: r.trigger as TriggerKind,
+    retryOf: r.retry_of,
+    requestedBy: r.requested_by,
+    idempotencyKey: r.idempotency_key,
+    params: JSON.parse(r.params) as Record<string, unknown>,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    leaseOwner: r.lease_owner,
+    leaseExpiresAt: r.lease_expires_at,
+    fencingToken: r.fencing_token,
+    workerId: r.worker_id,
+    cancelRequestedAt: r.cancel_requested_at,
+    errorCode: r.error_code,
+    errorMessage: r.error_message,
+    warnings: JSON.parse(r.warnings) as string[],
+    recoveryPointId: r.recovery_point_id,
+    filesDone: r.files_done,
+    filesTotal: r.files_total,
+    bytesDone: r.bytes_done,
+    bytesTotal: r.bytes_total,
+    bytesScanned: r.bytes_scanned,
+    bytesNew: r.bytes_new,
+    bytesStored: r.bytes_stored,
+    etaSeconds: r.eta_seconds,
+  };
+}
+

@@ -1,0 +1,204 @@
+/** backup, restore, check and point list: the commands that move or verify data. */
+import { mkdir, readdir } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { AppContext } from '../../app/context.js';
+import { jobJson } from '../../app/job-view.js';
+import type { CheckReport } from '../../engine/index.js';
+import { CofferError } from '../../errors/coffer-error.js';
+import type { Admission } from '../../jobs/ports.js';
+import { formatBytes, formatTime, parseRate, printJson, table } from '../format.js';
+import { followJob, runInForeground } from '../foreground.js';
+import { namesFor, reportJobEnd } from '../job-output.js';
+import { withApp } from '../session.js';
+
+export function requester(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (containers): keep 'unknown'
+  }
+  return `cli:${user}@${hostname()}`;
+}
+
+/**
+ * After admission: run the job here, or just report it (--detach), or follow the job an
+ * idempotent repeat matched. Returns the exit code.
+ */
+export async function driveAdmission(
+  app: AppContext,
+  admission: Admission,
+  opts: { detach?: boolean; json?: boolean; label: string; onCheckReport?: (r: CheckReport) => void },
+): Promise<number> {
+  const { job, lease } = admission;
+  if (opts.detach || (admission.reused && !lease)) {
+    if (opts.detach) {
+      const names = await namesFor(app, job);
+      if (opts.json) printJson({ ...jobJson(job, names), reused: admission.reused });
+      else
+        process.stdout.write(
+          `${admission.reused ? 'already queued' : 'queued'}: job ${job.id} (${job.operation}${names.itemName ? ` of '${names.itemName}'` : ''}, ${job.state}); ` +
+            `a worker runs it (coffer worker). Follow it: coffer job show ${job.id}\n`,
+        );
+      return 0;
+    }
+    if (!opts.json) process.stderr.write(`idempotency key matched job ${job.id}; following it\n`);
+    const ended = await followJob(app, job.id, { label: opts.label, quiet: opts.json === true });
+    return reportJobEnd(app, ended.id, opts.json);
+  }
+  if (!lease) throw new CofferError('InternalError', `job ${job.id} was admitted without a lease`);
+  if (!opts.json) process.stderr.write(`job ${job.id} started (Ctrl-C cancels)\n`);
+  await runInForeground(app, job, lease, { label: opts.label, quiet: opts.json === true, hooks: { onCheckReport: opts.onCheckReport } });
+  return reportJobEnd(app, job.id, opts.json);
+}
+
+export function registerOperationCommands(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('backup')
+    .description('back up a protected item now; the foreground shows progress and Ctrl-C cancels')
+    .argument('<item>', 'item name or id')
+    .option('--detach', 'only enqueue the job; a `coffer worker` runs it')
+    .option('--idempotency-key <key>', 'repeating a trigger with the same key returns the same job instead of a refusal')
+    .option('--limit-read <rate>', 'read the source at most this fast, e.g. 20M (bytes per second)')
+    .option('--json', 'print the job as JSON')
+    .action(async (ref: string, opts: { detach?: boolean; idempotencyKey?: string; limitRead?: string; json?: boolean }) => {
+      await withApp(opts.json, async (app) => {
+        const limit = opts.limitRead ? parseRate(opts.limitRead, '--limit-read') : undefined;
+        if (opts.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,200}$/.test(opts.idempotencyKey)) {
+          throw new CofferError('InvalidRequest', '--idempotency-key must be 1-200 visible ASCII characters', { field: 'idempotency-key' });
+        }
+        const item = await app.store.getItem(ref);
+        // A foreground run needs the password; fail before admitting rather than after.
+        if (!opts.detach) app.password();
+        const admission = await app.store.admit({
+          operation: 'backup',
+          itemId: item.id,
+          vaultId: item.vaultId,
+          trigger: 'on-demand',
+          requestedBy: requester(),
+          idempotencyKey: opts.idempotencyKey ?? null,
+          params: limit ? { limitReadBytesPerSec: limit } : {},
+          claimBy: opts.detach ? undefined : { owner: app.workerId, leaseMs: app.config.leaseMs },
+        });
+        setExit(await driveAdmission(app, admission, { ...opts, label: `backup ${item.name}` }));
+      });
+    });
+
+  program
+    .command('restore')
+    .description('restore a recovery point of an item into a target directory (latest point by default)')
+    .argument('<item>', 'item name or id')
+    .requiredOption('--target <dir>', 'directory to restore into (created if missing; should be empty)')
+    .option('--point <id>', 'recovery point id (or a unique prefix); default: the latest')
+    .option('--path <subpath>', 'restore only this file or directory of the point')
+    .option('--detach', 'only enqueue the job; a `coffer worker` runs it')
+    .option('--json', 'print the job as JSON')
+    .action(async (ref: string, opts: { target: string; point?: string; path?: string; detach?: boolean; json?: boolean }) => {
+      await withApp(opts.json, async (app) => {
+        const item = await app.store.getItem(ref);
+        const points = await app.store.listPoints(item.id);
+        const point = opts.point ? points.find((p) => p.id === opts.point || p.id.startsWith(opts.point!)) : points[0];
+        if (!point) {
+          throw new CofferError(
+            'PointNotFound',
+            opts.point ? `item '${item.name}' has no recovery point '${opts.point}'` : `item '${item.name}' has no recovery point yet`,
+            { item: item.name, point: opts.point ?? null },
+          );
+        }
+        const target = resolve(opts.target);
+        await mkdir(target, { recursive: true });
+        if (!opts.detach && (await readdir(target)).length > 0) {
+          process.stderr.write(`note: ${target} is not empty; restored files replace files of the same name\n`);
+        }
+        if (!opts.detach) app.password();
+        const admission = await app.store.admit({
+          operation: 'restore',
+          itemId: item.id,
+          vaultId: point.vaultId,
+          trigger: 'on-demand',
+          requestedBy: requester(),
+          params: { pointId: point.id, target, ...(opts.path ? { subpath: opts.path } : {}) },
+          claimBy: opts.detach ? undefined : { owner: app.workerId, leaseMs: app.config.leaseMs },
+        });
+        setExit(await driveAdmission(app, admission, { ...opts, label: `restore ${item.name}` }));
+      });
+    });
+
+  program
+    .command('check')
+    .description('verify a vault: structure, and with --read-data every blob')
+    .argument('<vault>', 'vault name or id')
+    .option('--read-data', 'read, decrypt and hash every blob')
+    .option('--json', 'print the report as JSON')
+    .action(async (ref: string, opts: { readData?: boolean; json?: boolean }) => {
+      await withApp(opts.json, async (app) => {
+        const vault = await app.store.getVault(ref);
+        app.password();
+        let report: CheckReport | null = null;
+        const admission = await app.store.admit({
+          operation: 'check',
+          itemId: null,
+          vaultId: vault.id,
+          trigger: 'on-demand',
+          requestedBy: requester(),
+          params: { readData: opts.readData === true },
+          claimBy: { owner: app.workerId, leaseMs: app.config.leaseMs },
+        });
+        const onCheckReport = (r: CheckReport) => (report = r);
+        if (opts.json && admission.lease) {
+          // One JSON document: the job and the full report together.
+          await runInForeground(app, admission.job, admission.lease, { label: 'check', quiet: true, hooks: { onCheckReport } });
+          const ended = await app.store.getJob(admission.job.id);
+          printJson({ job: jobJson(ended, await namesFor(app, ended)), report });
+          setExit(ended.state === 'completed' || ended.state === 'completed_with_warnings' ? 0 : 1);
+          return;
+        }
+        const code = await driveAdmission(app, admission, { label: `check ${vault.name}`, onCheckReport });
+        if (report !== null) printCheckReport(report);
+        setExit(code);
+      });
+    });
+
+  const point = program.command('point').description('recovery points');
+  point
+    .command('list')
+    .description("list an item's recovery points, newest first, across every vault it has been in")
+    .argument('<item>', 'item name or id')
+    .option('--vault <vault>', 'only points in this vault')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, opts: { vault?: string; json?: boolean }) => {
+      await withApp(opts.json, async (app) => {
+        const item = await app.store.getItem(ref);
+        const vaultId = opts.vault ? (await app.store.getVault(opts.vault)).id : undefined;
+        const points = await app.store.listPoints(item.id, vaultId);
+        const vaults = new Map((await app.store.listVaults()).map((v) => [v.id, v.name]));
+        if (opts.json) {
+          return printJson(
+            points.map((p) => ({ ...p, vaultName: vaults.get(p.vaultId) ?? null, snapshotTime: new Date(p.snapshotTime).toISOString(), createdAt: new Date(p.createdAt).toISOString() })),
+          );
+        }
+        if (!points.length) return void process.stdout.write(`item '${item.name}' has no recovery points yet: coffer backup ${item.name}\n`);
+        process.stdout.write(
+          table(
+            ['ID', 'TIME', 'VAULT', 'FILES', 'SIZE', 'NEW', 'JOB'],
+            points.map((p) => [
+              p.id.slice(0, 16),
+              formatTime(p.snapshotTime),
+              vaults.get(p.vaultId) ?? p.vaultId,
+              String(p.files),
+              formatBytes(p.bytesScanned),
+              formatBytes(p.bytesNew),
+              p.jobId,
+            ]),
+          ) + '\n',
+        );
+      });
+    });
+}
+
+function printCheckReport(report: CheckReport): void {
+  for (const issue of report.issues) process.stdout.write(`${issue.severity}: ${issue.message}\n`);
+  process.stdout.write(report.ok ? 'no errors were found\n' : `${report.issues.filter((i) => i.severity !== 'info').length} problem(s) found\n`);
+}

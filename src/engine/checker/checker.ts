@@ -1,0 +1,232 @@
+import { createHash } from 'node:crypto';
+import { isCofferError } from '../../errors/coffer-error.js';
+import { throwIfCancelled } from '../cancellation.js';
+import { openJson } from '../crypto/sealed-json.js';
+import { parseKeyFile } from '../crypto/key-file.js';
+import { mapLimit } from '../concurrency.js';
+import { type IndexedPack, MasterIndex, readIndexFile } from '../index/master-index.js';
+import { decodeBlob } from '../pack/blob-codec.js';
+import { packHeaderFromBytes, type PackedBlob } from '../pack/pack-format.js';
+import { packPath } from '../pack/pack-writer.js';
+import { parseConfig } from '../repository/repository-config.js';
+import type { RepositoryContext } from '../repository/repository-context.js';
+import { listSnapshots, type Snapshot } from '../snapshot/snapshot.js';
+import { isSafeName } from '../tree/tree.js';
+import type { CheckIssue, CheckProgress, CheckReport } from './check-types.js';
+
+export interface CheckOptions {
+  readData: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: CheckProgress) => void;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Promise<CheckReport> {
+  const { backend, key } = ctx;
+  const issues: CheckIssue[] = [];
+  const counts = { snapshots: 0, indexFiles: 0, packs: 0, blobs: 0, trees: 0, bytesRead: 0 };
+  let phase: CheckProgress['phase'] = 'structure';
+  let packsDone = 0;
+  let packsTotal = 0;
+  const emit = (): void =>
+    opts.onProgress?.({ phase, packsDone, packsTotal, bytesRead: counts.bytesRead });
+  const cancelled = (): void => throwIfCancelled(opts.signal, 'the check');
+
+  // Keys and config: the key we opened with works, but the others must still parse.
+  for (const name of await backend.list('keys')) {
+    try {
+      parseKeyFile(await backend.load(`keys/${name}`), `keys/${name}`);
+    } catch (err) {
+      issues.push({ kind: 'key-malformed', severity: 'error', message: message(err), ids: { key: name } });
+    }
+  }
+  try {
+    parseConfig(openJson(key, await backend.load('config'), 'config'));
+  } catch (err) {
+    issues.push({ kind: 'config-unreadable', severity: 'error', message: message(err), ids: { path: 'config' } });
+  }
+
+  // Index files, and the packs they promise.
+  const index = new MasterIndex();
+  const indexedPacks = new Map<string, IndexedPack>();
+  const indexNames = await backend.list('index');
+  counts.indexFiles = indexNames.length;
+  await mapLimit(indexNames, 8, async (name) => {
+    try {
+      const content = await readIndexFile(backend, key, name);
+      for (const p of content.packs) {
+        index.addPack(p);
+        indexedPacks.set(p.id, p);
+      }
+    } catch (err) {
+      issues.push({ kind: 'index-unreadable', severity: 'error', message: message(err), ids: { index: name } });
+    }
+  });
+  cancelled();
+
+  const packFiles = new Map<string, string>();
+  for (const name of await backend.list('data')) {
+    const id = name.slice(name.lastIndexOf('/') + 1);
+    packFiles.set(id, `data/${name}`);
+  }
+  counts.packs = packFiles.size;
+  counts.blobs = index.blobCount;
+  await mapLimit([...indexedPacks.values()], 16, async (p) => {
+    const st = await backend.stat(packPath(p.id));
+    if (!st) {
+      issues.push({ kind: 'pack-missing', severity: 'error', message: `pack ${p.id} is listed in the index but missing`, ids: { pack: p.id } });
+    } else if (st.size !== p.size) {
+      issues.push({
+        kind: 'pack-size-mismatch',
+        severity: 'error',
+        message: `pack ${p.id} is ${st.size} bytes, the index says ${p.size}`,
+        ids: { pack: p.id },
+      });
+    }
+  });
+  for (const [id, path] of packFiles) {
+    if (!indexedPacks.has(id) || path !== packPath(id)) {
+      issues.push({
+        kind: 'pack-unreferenced',
+        severity: 'info',
+        message: `${path} is in no index (left by an interrupted backup; harmless, prune removes it)`,
+        ids: { pack: id, path },
+      });
+    }
+  }
+  emit();
+
+  // Snapshots: every tree must load and every blob it names must be indexed.
+  phase = 'snapshots';
+  let snapshots: Snapshot[] = [];
+  try {
+    snapshots = await listSnapshots(backend, key, true);
+  } catch (err) {
+    // One bad file should not hide the others: fall back to reading them one at a time.
+    snapshots = [];
+    for (const dir of ['snapshots', 'pending']) {
+      for (const name of await backend.list(dir)) {
+        try {
+          openJson(key, await backend.load(`${dir}/${name}`), `${dir}/${name}`);
+        } catch (inner) {
+          issues.push({ kind: 'snapshot-unreadable', severity: 'error', message: message(inner), ids: { snapshot: name } });
+        }
+      }
+    }
+    if (!issues.some((i) => i.kind === 'snapshot-unreadable')) {
+      issues.push({ kind: 'snapshot-unreadable', severity: 'error', message: message(err), ids: {} });
+    }
+  }
+  counts.snapshots = snapshots.length;
+  const visited = new Set<string>();
+  for (const snap of snapshots) {
+    const stack: { treeId: string; path: string }[] = [{ treeId: snap.rootTreeId, path: '' }];
+    while (stack.length > 0) {
+      cancelled();
+      const { treeId, path } = stack.pop()!;
+      if (visited.has(treeId)) continue;
+      visited.add(treeId);
+      let nodes;
+      try {
+        nodes = await ctx.loadTree(index, treeId);
+      } catch (err) {
+        issues.push({
+          kind: 'tree-unreadable',
+          severity: 'error',
+          message: `${message(err)} (at /${path} in snapshot ${snap.id})`,
+          ids: { tree: treeId, snapshot: snap.id, path: `/${path}` },
+        });
+        continue;
+      }
+      counts.trees++;
+      for (const n of nodes) {
+        const childPath = path === '' ? n.name : `${path}/${n.name}`;
+        if (!isSafeName(n.name)) {
+          issues.push({
+            kind: 'tree-unsafe-name',
+            severity: 'error',
+            message: `tree ${treeId} has an entry named ${JSON.stringify(n.name)}`,
+            ids: { tree: treeId, snapshot: snap.id },
+          });
+        }
+        for (const id of n.content ?? []) {
+          if (!index.has(id)) {
+            issues.push({
+              kind: 'blob-missing',
+              severity: 'error',
+              message: `data blob ${id} of /${childPath} (snapshot ${snap.id}) is in no index`,
+              ids: { blob: id, snapshot: snap.id, path: `/${childPath}` },
+            });
+          }
+        }
+        if (n.type === 'dir' && n.subtree) stack.push({ treeId: n.subtree, path: childPath });
+      }
+    }
+  }
+  emit();
+
+  if (opts.readData) {
+    phase = 'data';
+    const toRead = [...indexedPacks.values()].filter((p) => packFiles.has(p.id));
+    packsTotal = toRead.length;
+    await mapLimit(toRead, 2, async (p) => {
+      cancelled();
+      const bytes = await backend.load(packPath(p.id));
+      counts.bytesRead += bytes.length;
+      checkPackBytes(ctx, p, bytes, issues);
+      packsDone++;
+      emit();
+    });
+  }
+
+  return { ok: !issues.some((i) => i.severity === 'error'), issues, counts };
+}
+
+function checkPackBytes(ctx: RepositoryContext, p: IndexedPack, bytes: Buffer, issues: CheckIssue[]): void {
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== p.id) {
+    issues.push({
+      kind: 'pack-hash-mismatch',
+      severity: 'error',
+      message: `pack ${p.id} content hashes to ${actual}: it was modified or damaged`,
+      ids: { pack: p.id },
+    });
+  }
+  let header: PackedBlob[] | null = null;
+  try {
+    header = packHeaderFromBytes(ctx.key, bytes, p.id);
+  } catch (err) {
+    issues.push({ kind: 'pack-header-damaged', severity: 'error', message: message(err), ids: { pack: p.id } });
+  }
+  if (header) {
+    const inHeader = new Map(header.map((b) => [b.id, b]));
+    for (const b of p.blobs) {
+      const h = inHeader.get(b.id);
+      if (!h || h.offset !== b.offset || h.length !== b.length) {
+        issues.push({
+          kind: 'pack-header-mismatch',
+          severity: 'error',
+          message: `blob ${b.id} in pack ${p.id}: the pack header and the index disagree on where it is`,
+          ids: { pack: p.id, blob: b.id },
+        });
+      }
+    }
+  }
+  // The index, not the possibly damaged header, says where each blob is, so every damaged blob gets named.
+  for (const b of p.blobs) {
+    try {
+      if (b.offset + b.length > bytes.length) throw new Error(`blob ${b.id} lies beyond the end of pack ${p.id}`);
+      decodeBlob(ctx.key, bytes.subarray(b.offset, b.offset + b.length), b, p.id);
+    } catch (err) {
+      issues.push({
+        kind: 'blob-damaged',
+        severity: 'error',
+        message: isCofferError(err) ? err.message : message(err),
+        ids: { pack: p.id, blob: b.id },
+      });
+    }
+  }
+}

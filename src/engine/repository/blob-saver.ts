@@ -1,0 +1,80 @@
+import type { IndexedPack, MasterIndex } from '../index/master-index.js';
+import { type BlobType, encodeBlob } from '../pack/blob-codec.js';
+import { packPath, PackWriter } from '../pack/pack-writer.js';
+import type { RepositoryContext } from './repository-context.js';
+
+/** Two uploads in flight keep the disk or network busy while the next pack fills, without hoarding memory. */
+const MAX_UPLOADS_IN_FLIGHT = 2;
+
+export interface SaveOutcome {
+  /** False when the blob was already in the repository or earlier in this run. */
+  isNew: boolean;
+  /** Bytes the blob occupies in its pack (compressed and sealed); 0 when deduplicated. */
+  storedBytes: number;
+  /** Whether zstd was kept for this blob (false when deduplicated). */
+  compressed: boolean;
+}
+
+/**
+ * Deduplicates blobs against the index and this run, and packs new ones. Data and tree blobs go
+ * to separate packs so that reading metadata (check, restore planning) fetches only small packs.
+ */
+export class BlobSaver {
+  private readonly writers: Record<BlobType, PackWriter> = { data: new PackWriter(), tree: new PackWriter() };
+  private readonly seen = new Set<string>();
+  private readonly uploads = new Set<Promise<void>>();
+  private uploadError: unknown = null;
+  /** Packs fully stored, ready to be listed in this run's index file. */
+  readonly stored: IndexedPack[] = [];
+
+  constructor(
+    private readonly ctx: RepositoryContext,
+    private readonly index: MasterIndex,
+  ) {}
+
+  knows(id: string): boolean {
+    return this.seen.has(id) || this.index.has(id);
+  }
+
+  async save(type: BlobType, plaintext: Buffer, id: string, tryCompress: boolean): Promise<SaveOutcome> {
+    if (this.knows(id)) return { isNew: false, storedBytes: 0, compressed: false };
+    this.seen.add(id);
+    const blob = encodeBlob(this.ctx.key, type, plaintext, id, tryCompress);
+    const writer = this.writers[type];
+    writer.add(blob);
+    if (writer.size >= this.ctx.config.packSize) await this.startUpload(writer, false);
+    return { isNew: true, storedBytes: blob.sealed.length, compressed: blob.compressed };
+  }
+
+  /** Stores the partly filled packs and waits for every upload. */
+  async flush(): Promise<void> {
+    for (const writer of Object.values(this.writers)) {
+      await this.startUpload(writer, true);
+    }
+    await this.drain();
+  }
+
+  /** Waits for uploads already started (used on cancel, so no write is left running behind us). */
+  async drain(): Promise<void> {
+    while (this.uploads.size > 0) await Promise.race(this.uploads);
+    if (this.uploadError) throw this.uploadError;
+  }
+
+  private async startUpload(writer: PackWriter, force: boolean): Promise<void> {
+    while (this.uploads.size >= MAX_UPLOADS_IN_FLIGHT) await Promise.race(this.uploads);
+    if (this.uploadError) throw this.uploadError;
+    // Concurrent savers may have waited here for the same writer; only one of them stores it.
+    if (writer.count === 0 || (!force && writer.size < this.ctx.config.packSize)) return;
+    const pack = writer.finish(this.ctx.key);
+    const upload = this.ctx.backend.save(packPath(pack.id), pack.bytes).then(
+      () => {
+        this.stored.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
+      },
+      (err: unknown) => {
+        this.uploadError ??= err;
+      },
+    );
+    const tracked = upload.finally(() => this.uploads.delete(tracked));
+    this.uploads.add(tracked);
+  }
+}

@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ARTICLES, ERROR_CODES, articleFor, placeholdersIn, type ErrorCode } from '../../src/errors/index.js';
+
+// The CLI of SPEC §4, plus `job release` (SPEC §2). A step that names any other command would
+// send an operator to something that does not exist.
+const COMMANDS = new Set([
+  'vault create',
+  'vault list',
+  'item add',
+  'item list',
+  'item move',
+  'backup',
+  'restore',
+  'point list',
+  'job list',
+  'job show',
+  'job cancel',
+  'job retry',
+  'job release',
+  'check',
+  'policy create',
+  'explain',
+  'insights',
+  'serve',
+  'worker',
+  'COMMAND',
+]);
+
+// Placeholders may only read what error contexts carry (the blockingJob shape and the
+// generic keys), so a typo cannot silently fall back forever.
+const CONTEXT_PATHS = new Set([
+  'item',
+  'vault',
+  'field',
+  'path',
+  'jobId',
+  'workerId',
+  ...[
+    'id',
+    'operation',
+    'vaultId',
+    'vaultName',
+    'itemId',
+    'itemName',
+    'state',
+    'createdAt',
+    'startedAt',
+    'progressPercent',
+    'trigger',
+    'leaseExpiresAt',
+    'workerId',
+    'etaSeconds',
+  ].map((key) => `blockingJob.${key}`),
+]);
+
+function commandsIn(step: string): string[] {
+  return [...step.matchAll(/`coffer ([^`]*)`/g)].map((match) => match[1] ?? '');
+}
+
+test('every code has exactly one article, keyed by its own code', () => {
+  assert.deepEqual(Object.keys(ARTICLES).sort(), [...ERROR_CODES].sort());
+  for (const code of ERROR_CODES) {
+    assert.equal(ARTICLES[code].code, code);
+    assert.equal(articleFor(code), ARTICLES[code]);
+  }
+});
+
+test('every article has a title, a one-sentence description, steps and docs', () => {
+  for (const code of ERROR_CODES) {
+    const a = ARTICLES[code];
+    assert.ok(a.title.length > 0 && !a.title.endsWith('.'), `${code}: title`);
+    assert.match(a.description, /^[^\n]+[.]$/, `${code}: description is one line ending in a full stop`);
+    assert.equal(placeholdersIn(a.description).length, 0, `${code}: description has no placeholders`);
+    assert.ok(a.recommendedSteps.length >= 1, `${code}: at least one step`);
+    assert.ok(a.docs.length >= 1, `${code}: at least one doc link`);
+    for (const link of a.docs) {
+      assert.ok(link.title.length > 0, `${code}: doc link title`);
+      assert.match(link.href, /^docs\/[\w-]+\.md#[\w-]+$/, `${code}: ${link.href}`);
+    }
+  }
+});
+
+test('every step names only real coffer commands', () => {
+  for (const code of ERROR_CODES) {
+    for (const step of ARTICLES[code].recommendedSteps) {
+      for (const command of commandsIn(step)) {
+        const words = command.split(' ');
+        const known = COMMANDS.has(words.slice(0, 2).join(' ')) || COMMANDS.has(words[0] ?? '');
+        assert.ok(known, `${code}: unknown command \`coffer ${command}\``);
+      }
+    }
+  }
+});
+
+test('every placeholder reads a known context path and has a fallback', () => {
+  for (const code of ERROR_CODES) {
+    for (const step of ARTICLES[code].recommendedSteps) {
+      for (const path of placeholdersIn(step)) {
+        assert.ok(CONTEXT_PATHS.has(path), `${code}: unknown placeholder path ${path}`);
+      }
+      for (const match of step.matchAll(/\{[^{}]*\}/g)) {
+        assert.match(match[0], /\|[^{}]+\}$/, `${code}: placeholder ${match[0]} needs a fallback`);
+      }
+    }
+  }
+});
+
+test('exit code 75 belongs to the in-progress refusal alone; 2 to usage errors', () => {
+  for (const code of ERROR_CODES) {
+    const expected = code === 'UserErrorBackupOperationInProgress' ? 75 : code === 'InvalidRequest' ? 2 : 1;
+    assert.equal(ARTICLES[code].exitCode, expected, code);
+  }
+});
+
+test('HTTP statuses: 409 for the refusal, 404 for lookups, 500 for InternalError only', () => {
+  const expected: Partial<Record<ErrorCode, number>> = {
+    UserErrorBackupOperationInProgress: 409,
+    InvalidRequest: 400,
+    StorageFull: 507,
+    InternalError: 500,
+  };
+  for (const code of ERROR_CODES) {
+    const status = ARTICLES[code].httpStatus;
+    assert.ok(Number.isInteger(status) && status >= 400 && status <= 599, `${code}: ${status}`);
+    if (code.endsWith('NotFound')) assert.equal(status, 404, code);
+    if (code !== 'InternalError') assert.notEqual(status, 500, code);
+    if (expected[code] !== undefined) assert.equal(status, expected[code], code);
+  }
+});
+
+test('the in-progress article walks through SPEC §1: list, wait, cancel, old vault, release, retry', () => {
+  const a = ARTICLES.UserErrorBackupOperationInProgress;
+  const steps = a.recommendedSteps.join('\n');
+  assert.match(steps, /coffer job list --vault \{[^}]+\} --item \{[^}]+\} --state in_progress/);
+  assert.match(steps, /coffer job show \{blockingJob\.id/);
+  assert.match(steps, /coffer job cancel \{blockingJob\.id[^}]*\} --wait/);
+  assert.match(steps, /old vault/);
+  assert.match(steps, /coffer job release \{blockingJob\.id/);
+  assert.match(steps, /coffer backup /);
+  assert.match(steps, /exit code 75/);
+  assert.equal(a.retryable, true);
+  assert.ok(a.docs.some((link) => link.href.endsWith('#one-backup-at-a-time')));
+});
+
+test('articles are frozen so no adapter can change what the others show', () => {
+  const a = ARTICLES.WorkerLost;
+  assert.ok(Object.isFrozen(ARTICLES) && Object.isFrozen(a));
+  assert.ok(Object.isFrozen(a.recommendedSteps) && Object.isFrozen(a.docs) && Object.isFrozen(a.docs[0]));
+});
+
+test('articleFor rejects a string that is not a code', () => {
+  assert.throws(() => articleFor('NoSuchCode' as ErrorCode), RangeError);
+  assert.throws(() => articleFor('toString' as ErrorCode), RangeError);
+});
