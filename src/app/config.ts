@@ -15,15 +15,22 @@ export interface Config {
   passwordFile: string | undefined;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: { passwordFile?: string } = {}): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: { passwordFile?: string } = {},
+): Config {
   const leaseRaw = env.COFFER_LEASE_SECONDS;
   let leaseSeconds = 30;
   if (leaseRaw !== undefined && leaseRaw !== '') {
     leaseSeconds = Number(leaseRaw);
     if (!Number.isFinite(leaseSeconds) || leaseSeconds < 1 || leaseSeconds > 86_400) {
-      throw new CofferError('InvalidRequest', `COFFER_LEASE_SECONDS must be a number of seconds from 1 to 86400, not '${leaseRaw}'`, {
-        field: 'COFFER_LEASE_SECONDS',
-      });
+      throw new CofferError(
+        'InvalidRequest',
+        `COFFER_LEASE_SECONDS must be a number of seconds from 1 to 86400, not '${leaseRaw}'`,
+        {
+          field: 'COFFER_LEASE_SECONDS',
+        },
+      );
     }
   }
   return {
@@ -41,17 +48,27 @@ export function readPassword(config: Config, env: NodeJS.ProcessEnv = process.en
     try {
       text = readFileSync(config.passwordFile, 'utf8');
     } catch (err) {
-      throw new CofferError('PasswordRequired', `cannot read the password file ${config.passwordFile}: ${(err as Error).message}`, {
-        path: config.passwordFile,
-      });
+      throw new CofferError(
+        'PasswordRequired',
+        `cannot read the password file ${config.passwordFile}: ${(err as Error).message}`,
+        {
+          path: config.passwordFile,
+        },
+      );
     }
     const password = text.replace(/\r?\n$/, '');
-    if (!password) throw new CofferError('PasswordRequired', `the password file ${config.passwordFile} is empty`, { path: config.passwordFile });
+    if (!password)
+      throw new CofferError('PasswordRequired', `the password file ${config.passwordFile} is empty`, {
+        path: config.passwordFile,
+      });
     return password;
   }
   const password = env.COFFER_PASSWORD;
   if (!password) {
-    throw new CofferError('PasswordRequired', 'this command needs the vault password: set COFFER_PASSWORD or pass --password-file FILE');
+    throw new CofferError(
+      'PasswordRequired',
+      'this command needs the vault password: set COFFER_PASSWORD or pass --password-file FILE',
+    );
   }
   return password;
 }

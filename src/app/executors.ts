@@ -25,7 +25,9 @@ export function executorFor(app: AppContext, hooks: ExecutorHooks = {}): Executo
       case 'check':
         return runCheck(app, job, ctx, hooks);
       default:
-        throw new CofferError('InvalidRequest', `operation ${job.operation} is not available yet`, { operation: job.operation });
+        throw new CofferError('InvalidRequest', `operation ${job.operation} is not available yet`, {
+          operation: job.operation,
+        });
     }
   };
 }
@@ -50,7 +52,10 @@ function progressReporter(ctx: ExecutionContext, startedAt: number) {
       bytesScanned: p.bytesDone,
       bytesNew: p.bytesNew ?? 0,
       bytesStored: p.bytesStored ?? 0,
-      etaSeconds: total !== null && rate > 0 && elapsed > 1 ? Math.max(0, Math.round((total - p.bytesDone) / rate)) : null,
+      etaSeconds:
+        total !== null && rate > 0 && elapsed > 1
+          ? Math.max(0, Math.round((total - p.bytesDone) / rate))
+          : null,
     });
   };
 }
@@ -63,7 +68,8 @@ async function runBackup(app: AppContext, job: Job, ctx: ExecutionContext): Prom
   const vault = await app.store.getVault(job.vaultId);
   const repo = await openVaultRepository(app, vault);
   const parent = await app.store.latestPoint(item.id, vault.id);
-  const limit = typeof job.params.limitReadBytesPerSec === 'number' ? job.params.limitReadBytesPerSec : undefined;
+  const limit =
+    typeof job.params.limitReadBytesPerSec === 'number' ? job.params.limitReadBytesPerSec : undefined;
   const snapshotTime = Date.now();
   const res = await repo.backup({
     sourcePath: item.sourcePath,
@@ -75,7 +81,12 @@ async function runBackup(app: AppContext, job: Job, ctx: ExecutionContext): Prom
   });
   const s = res.stats;
   const files = s.filesNew + s.filesChanged + s.filesUnmodified;
-  ctx.reportProgress({ bytesScanned: s.bytesScanned, bytesNew: s.bytesNew, bytesStored: s.bytesStored, filesDone: files });
+  ctx.reportProgress({
+    bytesScanned: s.bytesScanned,
+    bytesNew: s.bytesNew,
+    bytesStored: s.bytesStored,
+    filesDone: files,
+  });
   return {
     warnings: s.warnings,
     result: { snapshotId: res.snapshotId, parentSnapshotId: res.parentSnapshotId, ...s, warnings: undefined },
@@ -114,7 +125,12 @@ async function runRestore(app: AppContext, job: Job, ctx: ExecutionContext): Pro
   return { warnings: res.warnings, result: { pointId, ...res, warnings: undefined } };
 }
 
-async function runCheck(app: AppContext, job: Job, ctx: ExecutionContext, hooks: ExecutorHooks): Promise<ExecutionResult> {
+async function runCheck(
+  app: AppContext,
+  job: Job,
+  ctx: ExecutionContext,
+  hooks: ExecutorHooks,
+): Promise<ExecutionResult> {
   const vault = await app.store.getVault(job.vaultId);
   const repo = await openVaultRepository(app, vault);
   const report = await repo.check({ readData: job.params.readData === true, signal: ctx.signal });

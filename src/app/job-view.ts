@@ -39,7 +39,11 @@ export interface JobJson {
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
-export function jobJson(job: Job, names: { itemName?: string | null; vaultName?: string | null } = {}, now = Date.now()): JobJson {
+export function jobJson(
+  job: Job,
+  names: { itemName?: string | null; vaultName?: string | null } = {},
+  now = Date.now(),
+): JobJson {
   return {
     id: job.id,
     operation: job.operation,
@@ -65,7 +69,9 @@ export function jobJson(job: Job, names: { itemName?: string | null; vaultName?:
     bytesNew: job.bytesNew,
     bytesStored: job.bytesStored,
     worker: job.workerId,
-    lease: job.leaseOwner ? { owner: job.leaseOwner, expiresAt: iso(job.leaseExpiresAt), fencingToken: job.fencingToken } : null,
+    lease: job.leaseOwner
+      ? { owner: job.leaseOwner, expiresAt: iso(job.leaseExpiresAt), fencingToken: job.fencingToken }
+      : null,
     cancelRequestedAt: iso(job.cancelRequestedAt),
     error: job.errorCode ? { code: job.errorCode, message: job.errorMessage } : null,
     warnings: job.warnings,

@@ -23,7 +23,8 @@ export async function createVault(app: AppContext, name: string, location: strin
   validateName('vault', name);
   // Refuse a duplicate name before touching storage, so no orphan repository is created.
   const existing = await app.store.getVault(name).catch(() => null);
-  if (existing) throw new CofferError('VaultAlreadyExists', `a vault named '${name}' already exists`, { vault: name });
+  if (existing)
+    throw new CofferError('VaultAlreadyExists', `a vault named '${name}' already exists`, { vault: name });
   const where = /^[a-z0-9]+:\/\//i.test(location) ? location : resolve(location);
   const repo = await Repository.init(openBackend(where), app.password());
   return app.store.createVault({ name, location: where, repositoryId: repo.id });
@@ -40,7 +41,12 @@ export async function addItem(
   validateName('item', opts.name);
   const vault = await app.store.getVault(opts.vaultRef);
   const sourcePath = await canonicalSource(opts.path);
-  return app.store.addItem({ name: opts.name, vaultId: vault.id, sourcePath, policyId: opts.policyId ?? null });
+  return app.store.addItem({
+    name: opts.name,
+    vaultId: vault.id,
+    sourcePath,
+    policyId: opts.policyId ?? null,
+  });
 }
 
 /** The real path of a readable directory: two spellings of one directory are one item. */
@@ -49,7 +55,8 @@ async function canonicalSource(path: string): Promise<string> {
   try {
     const real = await realpath(abs);
     const s = await stat(real);
-    if (!s.isDirectory()) throw new CofferError('SourceUnreadable', `${abs} is not a directory`, { path: abs });
+    if (!s.isDirectory())
+      throw new CofferError('SourceUnreadable', `${abs} is not a directory`, { path: abs });
     return real;
   } catch (err) {
     if (err instanceof CofferError) throw err;
@@ -57,7 +64,11 @@ async function canonicalSource(path: string): Promise<string> {
   }
 }
 
-export async function moveItem(app: AppContext, itemRef: string, vaultRef: string): Promise<{ item: Item; from: Vault; to: Vault }> {
+export async function moveItem(
+  app: AppContext,
+  itemRef: string,
+  vaultRef: string,
+): Promise<{ item: Item; from: Vault; to: Vault }> {
   const item = await app.store.getItem(itemRef);
   const to = await app.store.getVault(vaultRef);
   const from = await app.store.getVault(item.vaultId);

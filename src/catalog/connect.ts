@@ -40,9 +40,13 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
   const url = opts.databaseUrl?.trim();
   if (url) {
     if (!/^postgres(ql)?:\/\//.test(url)) {
-      throw new CofferError('InvalidRequest', 'COFFER_DATABASE_URL must start with postgres:// or postgresql://', {
-        field: 'COFFER_DATABASE_URL',
-      });
+      throw new CofferError(
+        'InvalidRequest',
+        'COFFER_DATABASE_URL must start with postgres:// or postgresql://',
+        {
+          field: 'COFFER_DATABASE_URL',
+        },
+      );
     }
     return openPostgres(url, opts.poolSize ?? 10);
   }
@@ -60,9 +64,13 @@ function openSqlite(home: string): Catalog {
     database.pragma('synchronous = NORMAL');
     database.pragma('foreign_keys = ON');
   } catch (err) {
-    throw new CofferError('CatalogUnavailable', `cannot open the catalog at ${file}: ${(err as Error).message}`, {
-      path: file,
-    });
+    throw new CofferError(
+      'CatalogUnavailable',
+      `cannot open the catalog at ${file}: ${(err as Error).message}`,
+      {
+        path: file,
+      },
+    );
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   return {
@@ -97,9 +105,13 @@ async function openPostgres(url: string, poolSize: number): Promise<Catalog> {
     await sql`select 1`.execute(db);
   } catch (err) {
     await db.destroy().catch(() => undefined);
-    throw new CofferError('CatalogUnavailable', `cannot reach PostgreSQL at ${safeUrl}: ${(err as Error).message}`, {
-      database: safeUrl,
-    });
+    throw new CofferError(
+      'CatalogUnavailable',
+      `cannot reach PostgreSQL at ${safeUrl}: ${(err as Error).message}`,
+      {
+        database: safeUrl,
+      },
+    );
   }
   return {
     db,

@@ -99,8 +99,16 @@ const MIGRATIONS: Migration[] = [
         .unique()
         .execute();
       await db.schema.createIndex('jobs_state_created').on('jobs').columns(['state', 'created_at']).execute();
-      await db.schema.createIndex('jobs_vault_created').on('jobs').columns(['vault_id', 'created_at']).execute();
-      await db.schema.createIndex('jobs_item_created').on('jobs').columns(['item_id', 'created_at']).execute();
+      await db.schema
+        .createIndex('jobs_vault_created')
+        .on('jobs')
+        .columns(['vault_id', 'created_at'])
+        .execute();
+      await db.schema
+        .createIndex('jobs_item_created')
+        .on('jobs')
+        .columns(['item_id', 'created_at'])
+        .execute();
       await db.schema
         .createTable('recovery_points')
         .addColumn('id', 'text', (c) => c.primaryKey())
@@ -146,7 +154,9 @@ export async function migrate(catalog: Catalog): Promise<string[]> {
     await sql`create table if not exists schema_migrations (name text primary key, applied_at bigint not null)`.execute(
       trx,
     );
-    const done = new Set((await trx.selectFrom('schema_migrations').select('name').execute()).map((r) => r.name));
+    const done = new Set(
+      (await trx.selectFrom('schema_migrations').select('name').execute()).map((r) => r.name),
+    );
     const applied: string[] = [];
     for (const m of MIGRATIONS) {
       if (done.has(m.name)) continue;

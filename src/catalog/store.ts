@@ -109,11 +109,20 @@ export class CatalogStore implements JobStore {
   // ---------------------------------------------------------------- vaults
 
   async createVault(v: { name: string; location: string; repositoryId: string }): Promise<Vault> {
-    const row = { id: newId('v'), name: v.name, location: v.location, repository_id: v.repositoryId, created_at: this.clock.now() };
+    const row = {
+      id: newId('v'),
+      name: v.name,
+      location: v.location,
+      repository_id: v.repositoryId,
+      created_at: this.clock.now(),
+    };
     try {
       await this.db.insertInto('vaults').values(row).execute();
     } catch (err) {
-      if (isUniqueViolation(err)) throw new CofferError('VaultAlreadyExists', `a vault named '${v.name}' already exists`, { vault: v.name });
+      if (isUniqueViolation(err))
+        throw new CofferError('VaultAlreadyExists', `a vault named '${v.name}' already exists`, {
+          vault: v.name,
+        });
       throw err;
     }
     return toVault(row);
@@ -124,7 +133,11 @@ export class CatalogStore implements JobStore {
       .selectFrom('vaults')
       .selectAll('vaults')
       .select((eb) => [
-        eb.selectFrom('items').whereRef('items.vault_id', '=', 'vaults.id').select(eb.fn.countAll<number>().as('n')).as('items'),
+        eb
+          .selectFrom('items')
+          .whereRef('items.vault_id', '=', 'vaults.id')
+          .select(eb.fn.countAll<number>().as('n'))
+          .as('items'),
         eb
           .selectFrom('jobs')
           .whereRef('jobs.vault_id', '=', 'vaults.id')
@@ -134,7 +147,11 @@ export class CatalogStore implements JobStore {
       ])
       .orderBy('name')
       .execute();
-    return rows.map((r) => ({ ...toVault(r), items: Number(r.items ?? 0), activeJobs: Number(r.active_jobs ?? 0) }));
+    return rows.map((r) => ({
+      ...toVault(r),
+      items: Number(r.items ?? 0),
+      activeJobs: Number(r.active_jobs ?? 0),
+    }));
   }
 
   /** Finds a vault by name or id. */
@@ -150,7 +167,12 @@ export class CatalogStore implements JobStore {
 
   // ---------------------------------------------------------------- items
 
-  async addItem(i: { name: string; vaultId: string; sourcePath: string; policyId?: string | null }): Promise<Item> {
+  async addItem(i: {
+    name: string;
+    vaultId: string;
+    sourcePath: string;
+    policyId?: string | null;
+  }): Promise<Item> {
     const now = this.clock.now();
     const row = {
       id: newId('i', now),
@@ -223,7 +245,9 @@ export class CatalogStore implements JobStore {
       out.push({
         ...toItem(r),
         vaultName: r.vault_name,
-        lastJob: lastJob ? { id: lastJob.id, state: lastJob.state as JobState, endedAt: lastJob.ended_at } : null,
+        lastJob: lastJob
+          ? { id: lastJob.id, state: lastJob.state as JobState, endedAt: lastJob.ended_at }
+          : null,
         lastPoint: lastPoint ? { id: lastPoint.id, snapshotTime: lastPoint.snapshot_time } : null,
       });
     }
@@ -237,7 +261,8 @@ export class CatalogStore implements JobStore {
   async moveItem(itemId: string, vaultId: string): Promise<Item> {
     return this.catalog.writeTx(async (trx) => {
       const item = await trx.selectFrom('items').selectAll().where('id', '=', itemId).executeTakeFirst();
-      if (!item) throw new CofferError('ItemNotFound', `no protected item with id '${itemId}'`, { item: itemId });
+      if (!item)
+        throw new CofferError('ItemNotFound', `no protected item with id '${itemId}'`, { item: itemId });
       if (item.vault_id === vaultId) return toItem(item);
       const now = this.clock.now();
       await trx
@@ -261,6 +286,13 @@ export class CatalogStore implements JobStore {
         if (existing) return { job: existing, lease: null, reused: true };
       }
       const now = this.clock.now();
+      // Fast refusal without a write lock when a live job already holds the item. This only
+      // ever refuses; whether a job is admitted is still decided by the unique index below.
+      if (req.itemId && (EXCLUSIVE_OPERATIONS as readonly string[]).includes(req.operation)) {
+        const blocking = await this.activeExclusiveJob(req.itemId);
+        const expired = blocking?.leaseExpiresAt != null && blocking.leaseExpiresAt < now;
+        if (blocking && !expired) throw await this.refusal(blocking, req);
+      }
       const id = newId('j', now);
       const lease = req.claimBy ? { jobId: id, owner: req.claimBy.owner, token: 1 } : null;
       try {
@@ -302,18 +334,28 @@ export class CatalogStore implements JobStore {
         // The blocking job ended between our insert and our read: admit again.
       }
     }
-    throw new CofferError('CatalogUnavailable', 'admission kept conflicting; try again', { item: req.itemId });
+    throw new CofferError('CatalogUnavailable', 'admission kept conflicting; try again', {
+      item: req.itemId,
+    });
   }
 
   private async findByIdempotencyKey(key: string): Promise<Job | null> {
-    const row = await this.db.selectFrom('jobs').selectAll().where('idempotency_key', '=', key).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('idempotency_key', '=', key)
+      .executeTakeFirst();
     return row ? toJob(row) : null;
   }
 
   private async refusalFor(req: AdmissionRequest): Promise<CofferError | null> {
     if (!req.itemId) return null;
     const blocking = await this.activeExclusiveJob(req.itemId);
-    if (!blocking) return null;
+    return blocking ? this.refusal(blocking, req) : null;
+  }
+
+  private async refusal(blocking: Job, req: AdmissionRequest): Promise<CofferError> {
+    const itemId = req.itemId ?? '';
     const names = await this.db
       .selectFrom('items')
       .select(['items.name as item_name'])
@@ -321,9 +363,9 @@ export class CatalogStore implements JobStore {
         eb.selectFrom('vaults').select('name').where('id', '=', blocking.vaultId).as('blocking_vault'),
         eb.selectFrom('vaults').select('name').where('id', '=', req.vaultId).as('requested_vault'),
       ])
-      .where('items.id', '=', req.itemId)
+      .where('items.id', '=', itemId)
       .executeTakeFirst();
-    const itemName = names?.item_name ?? req.itemId;
+    const itemName = names?.item_name ?? itemId;
     return backupInProgressError(
       blockingJobView(blocking, { vaultName: names?.blocking_vault ?? blocking.vaultId, itemName }),
       { itemName, requestedVaultId: req.vaultId, requestedVaultName: names?.requested_vault ?? req.vaultId },
@@ -411,15 +453,20 @@ export class CatalogStore implements JobStore {
         .$if(this.catalog.dialect === 'postgres', (qb) => qb.forUpdate())
         .executeTakeFirst();
       if (!current) {
-        throw new CofferError('LeaseLost', `job ${lease.jobId} is no longer held by ${lease.owner}; nothing was committed`, {
-          jobId: lease.jobId,
-        });
+        throw new CofferError(
+          'LeaseLost',
+          `job ${lease.jobId} is no longer held by ${lease.owner}; nothing was committed`,
+          {
+            jobId: lease.jobId,
+          },
+        );
       }
       // A cancel requested while the work finished wins: a job the operator cancelled never
       // turns completed, and its recovery point is not committed.
       const cancelWins = current.state === 'cancelling' && req.state !== 'failed';
       const state = cancelWins ? 'cancelled' : req.state;
-      const commitPoint = !cancelWins && req.recoveryPoint !== undefined && state !== 'cancelled' && state !== 'failed';
+      const commitPoint =
+        !cancelWins && req.recoveryPoint !== undefined && state !== 'cancelled' && state !== 'failed';
       await trx
         .updateTable('jobs')
         .set({
@@ -430,7 +477,9 @@ export class CatalogStore implements JobStore {
           lease_owner: null,
           lease_expires_at: null,
           error_code: cancelWins ? 'JobCancelled' : (req.errorCode ?? null),
-          error_message: cancelWins ? 'cancelled by request; nothing was committed' : (req.errorMessage ?? null),
+          error_message: cancelWins
+            ? 'cancelled by request; nothing was committed'
+            : (req.errorMessage ?? null),
           warnings: JSON.stringify(req.warnings ?? []),
           result: JSON.stringify(req.result ?? {}),
           recovery_point_id: commitPoint ? req.recoveryPoint!.id : null,
@@ -458,7 +507,13 @@ export class CatalogStore implements JobStore {
           })
           .execute();
       }
-      await addEvent(trx, lease.jobId, state, now, cancelWins ? 'cancel acknowledged by worker' : (req.errorMessage ?? null));
+      await addEvent(
+        trx,
+        lease.jobId,
+        state,
+        now,
+        cancelWins ? 'cancel acknowledged by worker' : (req.errorMessage ?? null),
+      );
       return { state, recoveryPointCommitted: commitPoint };
     });
   }
@@ -471,7 +526,14 @@ export class CatalogStore implements JobStore {
         // Nobody holds a queued job, so nobody else has to acknowledge: it never starts.
         await trx
           .updateTable('jobs')
-          .set({ state: 'cancelled', ended_at: now, updated_at: now, cancel_requested_at: now, error_code: 'JobCancelled', error_message: 'cancelled before it started' })
+          .set({
+            state: 'cancelled',
+            ended_at: now,
+            updated_at: now,
+            cancel_requested_at: now,
+            error_code: 'JobCancelled',
+            error_message: 'cancelled before it started',
+          })
           .where('id', '=', jobId)
           .where('state', '=', 'queued')
           .execute();
@@ -483,9 +545,18 @@ export class CatalogStore implements JobStore {
           .where('id', '=', jobId)
           .where('state', '=', 'in_progress')
           .execute();
-        await addEvent(trx, jobId, 'cancelling', now, 'cancel requested; waiting for the worker to acknowledge');
+        await addEvent(
+          trx,
+          jobId,
+          'cancelling',
+          now,
+          'cancel requested; waiting for the worker to acknowledge',
+        );
       } else if (job.state !== 'cancelling') {
-        throw new CofferError('JobNotCancellable', `job ${jobId} already ended ${job.state}`, { jobId, state: job.state });
+        throw new CofferError('JobNotCancellable', `job ${jobId} already ended ${job.state}`, {
+          jobId,
+          state: job.state,
+        });
       }
     });
     return this.getJob(jobId);
@@ -498,22 +569,36 @@ export class CatalogStore implements JobStore {
       if (job.state === 'queued') {
         await trx
           .updateTable('jobs')
-          .set({ state: 'cancelled', ended_at: now, updated_at: now, error_code: 'JobCancelled', error_message: 'released by operator before it started' })
+          .set({
+            state: 'cancelled',
+            ended_at: now,
+            updated_at: now,
+            error_code: 'JobCancelled',
+            error_message: 'released by operator before it started',
+          })
           .where('id', '=', jobId)
           .execute();
         await addEvent(trx, jobId, 'cancelled', now, 'released by operator while queued');
         return;
       }
       if (job.state !== 'in_progress' && job.state !== 'cancelling') {
-        throw new CofferError('JobNotCancellable', `job ${jobId} already ended ${job.state}; nothing to release`, { jobId, state: job.state });
+        throw new CofferError(
+          'JobNotCancellable',
+          `job ${jobId} already ended ${job.state}; nothing to release`,
+          { jobId, state: job.state },
+        );
       }
       const live = job.leaseExpiresAt !== null && job.leaseExpiresAt >= now;
       if (live && !opts.force) {
-        throw new CofferError('JobLeaseActive', `worker ${job.leaseOwner} still holds job ${jobId} until ${new Date(job.leaseExpiresAt!).toISOString()}`, {
-          jobId,
-          workerId: job.leaseOwner,
-          leaseExpiresAt: new Date(job.leaseExpiresAt!).toISOString(),
-        });
+        throw new CofferError(
+          'JobLeaseActive',
+          `worker ${job.leaseOwner} still holds job ${jobId} until ${new Date(job.leaseExpiresAt!).toISOString()}`,
+          {
+            jobId,
+            workerId: job.leaseOwner,
+            leaseExpiresAt: new Date(job.leaseExpiresAt!).toISOString(),
+          },
+        );
       }
       const endState = job.state === 'cancelling' ? 'cancelled' : 'failed';
       // Advancing the fencing token is what makes a forced release safe: the old worker's
@@ -528,17 +613,42 @@ export class CatalogStore implements JobStore {
           lease_expires_at: null,
           fencing_token: job.fencingToken + 1,
           error_code: endState === 'cancelled' ? 'JobCancelled' : 'WorkerLost',
-          error_message: live ? `released by operator while ${job.leaseOwner} held the lease (fenced)` : 'released by operator after its lease expired',
+          error_message: live
+            ? `released by operator while ${job.leaseOwner} held the lease (fenced)`
+            : 'released by operator after its lease expired',
         })
         .where('id', '=', jobId)
         .execute();
-      await addEvent(trx, jobId, endState, now, live ? 'force-released by operator; old worker fenced' : 'released by operator');
+      await addEvent(
+        trx,
+        jobId,
+        endState,
+        now,
+        live ? 'force-released by operator; old worker fenced' : 'released by operator',
+      );
     });
     return this.getJob(jobId);
   }
 
   async reapExpired(): Promise<number> {
     return this.catalog.writeTx((trx) => this.reapExpiredIn(trx, this.clock.now()));
+  }
+
+  /**
+   * Reaps only when a cheap read finds an expired lease, so every command can call it: the
+   * jobs view then never shows a dead worker's job as in progress, and the common case takes
+   * no write lock.
+   */
+  async reapIfExpired(): Promise<number> {
+    const now = this.clock.now();
+    const expired = await this.db
+      .selectFrom('jobs')
+      .select('id')
+      .where('state', 'in', [...LEASED_STATES])
+      .where('lease_expires_at', '<', now)
+      .limit(1)
+      .executeTakeFirst();
+    return expired ? this.reapExpired() : 0;
   }
 
   private async reapExpiredIn(trx: Db, now: number): Promise<number> {
@@ -597,7 +707,13 @@ export class CatalogStore implements JobStore {
   }
 
   async listEvents(jobId: string): Promise<JobEvent[]> {
-    const rows = await this.db.selectFrom('job_events').select(['at', 'state', 'message']).where('job_id', '=', jobId).orderBy('at').orderBy('id').execute();
+    const rows = await this.db
+      .selectFrom('job_events')
+      .select(['at', 'state', 'message'])
+      .where('job_id', '=', jobId)
+      .orderBy('at')
+      .orderBy('id')
+      .execute();
     return rows;
   }
 
@@ -608,7 +724,11 @@ export class CatalogStore implements JobStore {
   }
 
   async getPoint(id: string): Promise<RecoveryPoint> {
-    const row = await this.db.selectFrom('recovery_points').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('recovery_points')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (!row) throw new CofferError('PointNotFound', `no recovery point with id '${id}'`, { point: id });
     return toPoint(row);
   }
@@ -637,8 +757,17 @@ export class CatalogStore implements JobStore {
   }
 }
 
-async function addEvent(trx: Db, jobId: string, state: string, at: number, message: string | null): Promise<void> {
-  await trx.insertInto('job_events').values({ id: newId('e', at), job_id: jobId, at, state, message }).execute();
+async function addEvent(
+  trx: Db,
+  jobId: string,
+  state: string,
+  at: number,
+  message: string | null,
+): Promise<void> {
+  await trx
+    .insertInto('job_events')
+    .values({ id: newId('e', at), job_id: jobId, at, state, message })
+    .execute();
 }
 
 function describeAdmission(req: AdmissionRequest): string {
@@ -660,7 +789,13 @@ function progressColumns(p: JobProgress): Updateable<JobTable> {
 }
 
 function toVault(r: Selectable<Database['vaults']>): Vault {
-  return { id: r.id, name: r.name, location: r.location, repositoryId: r.repository_id, createdAt: r.created_at };
+  return {
+    id: r.id,
+    name: r.name,
+    location: r.location,
+    repositoryId: r.repository_id,
+    createdAt: r.created_at,
+  };
 }
 
 function toItem(r: Selectable<Database['items']>): Item {
@@ -727,4 +862,3 @@ function toJob(r: Selectable<JobTable>): Job {
     etaSeconds: r.eta_seconds,
   };
 }
-

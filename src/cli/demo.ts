@@ -20,7 +20,9 @@ import { formatBytes } from './format.js';
 export function registerDemoCommand(program: Command, setExit: (code: number) => void): void {
   program
     .command('demo')
-    .description('a guided tour on a temporary vault: protect, back up, see a second trigger refused, restore')
+    .description(
+      'a guided tour on a temporary vault: protect, back up, see a second trigger refused, restore',
+    )
     .option('--keep', 'keep the temporary directory afterwards')
     .action(async (opts: { keep?: boolean }) => setExit(await demo(opts.keep === true)));
 }
@@ -31,13 +33,20 @@ const step = (n: number, text: string) => say(`\n== ${n}. ${text}`);
 async function demo(keep: boolean): Promise<number> {
   const root = await mkdtemp(join(tmpdir(), 'coffer-demo-'));
   const source = join(root, 'projects');
-  const env = { ...process.env, COFFER_HOME: join(root, 'home'), COFFER_PASSWORD: 'demo-password', COFFER_DATABASE_URL: '' };
+  const env = {
+    ...process.env,
+    COFFER_HOME: join(root, 'home'),
+    COFFER_PASSWORD: 'demo-password',
+    COFFER_DATABASE_URL: '',
+  };
   const app = await openApp(loadConfig(env));
   app.password = () => 'demo-password';
   try {
     step(1, `A directory to protect: ${source}`);
     const bytes = await makeSampleTree(source);
-    say(`   ${formatBytes(bytes)} in sample files (text that compresses, random data that does not, a symlink, an empty dir)`);
+    say(
+      `   ${formatBytes(bytes)} in sample files (text that compresses, random data that does not, a symlink, an empty dir)`,
+    );
 
     step(2, 'Create an encrypted vault and protect the directory');
     say('   $ coffer vault create demo --path <vault dir>');
@@ -57,13 +66,23 @@ async function demo(keep: boolean): Promise<number> {
       params: { limitReadBytesPerSec: 4 * 1024 * 1024 },
       claimBy: { owner: app.workerId, leaseMs: app.config.leaseMs },
     });
-    const running = runJob(first.job, first.lease!, executorFor(app), { store: app.store, clock: app.clock, leaseMs: app.config.leaseMs });
+    const running = runJob(first.job, first.lease!, executorFor(app), {
+      store: app.store,
+      clock: app.clock,
+      leaseMs: app.config.leaseMs,
+    });
     await new Promise((r) => setTimeout(r, 800));
 
     step(4, 'Trigger a second backup of the same item while the first runs');
     say('   $ coffer backup projects');
     try {
-      await app.store.admit({ operation: 'backup', itemId: item.id, vaultId: vault.id, trigger: 'on-demand', requestedBy: 'demo' });
+      await app.store.admit({
+        operation: 'backup',
+        itemId: item.id,
+        vaultId: vault.id,
+        trigger: 'on-demand',
+        requestedBy: 'demo',
+      });
       say('   unexpected: the second trigger was admitted');
       return 1;
     } catch (err) {
@@ -74,7 +93,9 @@ async function demo(keep: boolean): Promise<number> {
 
     const outcome = await running;
     const done = await app.store.getJob(first.job.id);
-    say(`\n   the first backup ended ${outcome.state}: ${done.filesDone} files, ${formatBytes(done.bytesScanned)} scanned, ${formatBytes(done.bytesStored)} stored`);
+    say(
+      `\n   the first backup ended ${outcome.state}: ${done.filesDone} files, ${formatBytes(done.bytesScanned)} scanned, ${formatBytes(done.bytesStored)} stored`,
+    );
     if (outcome.state !== 'completed') return 1;
 
     step(5, 'Restore the recovery point and compare it with the source');
@@ -89,16 +110,24 @@ async function demo(keep: boolean): Promise<number> {
       params: { pointId: outcome.recoveryPointId, target },
       claimBy: { owner: app.workerId, leaseMs: app.config.leaseMs },
     });
-    const restored = await runJob(restore.job, restore.lease!, executorFor(app), { store: app.store, clock: app.clock, leaseMs: app.config.leaseMs });
+    const restored = await runJob(restore.job, restore.lease!, executorFor(app), {
+      store: app.store,
+      clock: app.clock,
+      leaseMs: app.config.leaseMs,
+    });
     if (restored.state !== 'completed') {
       say(`   restore ended ${restored.state}: ${restored.errorMessage}`);
       return 1;
     }
     const [a, b] = [await treeDigest(source), await treeDigest(target)];
-    say(a === b ? `   identical: every file matches (tree digest ${a.slice(0, 16)})` : '   MISMATCH between source and restore');
+    say(
+      a === b
+        ? `   identical: every file matches (tree digest ${a.slice(0, 16)})`
+        : '   MISMATCH between source and restore',
+    );
 
     step(6, 'Next steps');
-    say('   coffer job list            the jobs view, with the refused trigger\'s blocker');
+    say("   coffer job list            the jobs view, with the refused trigger's blocker");
     say('   coffer explain UserErrorBackupOperationInProgress');
     say(`   (this demo used a temporary catalog in ${root}${keep ? ', kept' : ', now removed'})`);
     return a === b ? 0 : 1;

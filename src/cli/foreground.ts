@@ -18,7 +18,12 @@ export interface ForegroundOptions {
   hooks?: ExecutorHooks;
 }
 
-export async function runInForeground(app: AppContext, job: Job, lease: Lease, opts: ForegroundOptions): Promise<RunOutcome> {
+export async function runInForeground(
+  app: AppContext,
+  job: Job,
+  lease: Lease,
+  opts: ForegroundOptions,
+): Promise<RunOutcome> {
   const view = opts.quiet ? null : createProgressView(opts.label);
   let interrupts = 0;
   const onInterrupt = () => {
@@ -47,7 +52,11 @@ export async function runInForeground(app: AppContext, job: Job, lease: Lease, o
 }
 
 /** Waits for a job run by another process to end, showing its progress from the catalog. */
-export async function followJob(app: AppContext, jobId: string, opts: { label: string; quiet?: boolean; pollMs?: number }): Promise<Job> {
+export async function followJob(
+  app: AppContext,
+  jobId: string,
+  opts: { label: string; quiet?: boolean; pollMs?: number },
+): Promise<Job> {
   const view = opts.quiet ? null : createProgressView(opts.label);
   try {
     for (;;) {

@@ -25,7 +25,10 @@ export function formatDuration(ms: number | null | undefined): string {
 
 export function formatTime(t: number | null | undefined): string {
   if (t === null || t === undefined) return '-';
-  return new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return new Date(t)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export function isoOrNull(t: number | null | undefined): string | null {
@@ -50,14 +53,20 @@ export function table(headers: string[], rows: string[][]): string {
 export function parseTimeArg(value: string, field: string, now = Date.now()): number {
   const rel = /^(\d+)\s*(s|m|h|d|w)$/.exec(value.trim());
   if (rel) {
-    const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[rel[2] as 's' | 'm' | 'h' | 'd' | 'w'];
+    const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[
+      rel[2] as 's' | 'm' | 'h' | 'd' | 'w'
+    ];
     return now - Number(rel[1]) * unit;
   }
   const t = Date.parse(value);
   if (Number.isNaN(t)) {
-    throw new CofferError('InvalidRequest', `${field} must be an ISO date/time or a duration like 30m, 24h, 7d (got '${value}')`, {
-      field,
-    });
+    throw new CofferError(
+      'InvalidRequest',
+      `${field} must be an ISO date/time or a duration like 30m, 24h, 7d (got '${value}')`,
+      {
+        field,
+      },
+    );
   }
   return t;
 }
@@ -66,18 +75,28 @@ export function parseTimeArg(value: string, field: string, now = Date.now()): nu
 export function parseRate(value: string, field: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(i?B)?(\/s)?$/i.exec(value.trim());
   if (!m || Number(m[1]) <= 0) {
-    throw new CofferError('InvalidRequest', `${field} must be a positive rate such as 500K, 20M or 1G bytes per second (got '${value}')`, {
-      field,
-    });
+    throw new CofferError(
+      'InvalidRequest',
+      `${field} must be a positive rate such as 500K, 20M or 1G bytes per second (got '${value}')`,
+      {
+        field,
+      },
+    );
   }
-  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[
+    (m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'
+  ];
   return Math.round(Number(m[1]) * mult);
 }
 
 export function parsePositiveInt(value: string, field: string, max = 1_000_000): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > max) {
-    throw new CofferError('InvalidRequest', `${field} must be a whole number from 1 to ${max} (got '${value}')`, { field });
+    throw new CofferError(
+      'InvalidRequest',
+      `${field} must be a whole number from 1 to ${max} (got '${value}')`,
+      { field },
+    );
   }
   return n;
 }

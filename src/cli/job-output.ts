@@ -7,20 +7,30 @@ import { describeTrigger, durationMs, progressPercent, type Job } from '../jobs/
 import { formatBytes, formatDuration, formatTime, printJson } from './format.js';
 import { EXIT_FAILURE, EXIT_OK, reportFailure } from './session.js';
 
-export async function namesFor(app: AppContext, job: Job): Promise<{ itemName: string | null; vaultName: string | null }> {
+export async function namesFor(
+  app: AppContext,
+  job: Job,
+): Promise<{ itemName: string | null; vaultName: string | null }> {
   const item = job.itemId ? await app.store.getItem(job.itemId).catch(() => null) : null;
   const vault = await app.store.getVault(job.vaultId).catch(() => null);
   return { itemName: item?.name ?? null, vaultName: vault?.name ?? null };
 }
 
 /** Prints how a job ended and returns the process exit code for it. */
-export async function reportJobEnd(app: AppContext, jobId: string, json: boolean | undefined): Promise<number> {
+export async function reportJobEnd(
+  app: AppContext,
+  jobId: string,
+  json: boolean | undefined,
+): Promise<number> {
   const job = await app.store.getJob(jobId);
   const names = await namesFor(app, job);
   if (job.state === 'completed' || job.state === 'completed_with_warnings') {
     if (json) printJson(jobJson(job, names));
     else {
-      const what = job.operation === 'backup' ? `of '${names.itemName}' into vault '${names.vaultName}'` : `(${names.vaultName})`;
+      const what =
+        job.operation === 'backup'
+          ? `of '${names.itemName}' into vault '${names.vaultName}'`
+          : `(${names.vaultName})`;
       process.stdout.write(
         `${job.operation} ${what} ${job.state.replace(/_/g, ' ')} in ${formatDuration(durationMs(job, Date.now()))}: ` +
           `${job.filesDone} files, ${formatBytes(job.bytesScanned)} scanned, ${formatBytes(job.bytesNew)} new, ` +
@@ -33,11 +43,15 @@ export async function reportJobEnd(app: AppContext, jobId: string, json: boolean
     return EXIT_OK;
   }
   const code = job.errorCode && isErrorCode(job.errorCode) ? job.errorCode : 'InternalError';
-  const failure = new CofferError(code, `job ${job.id} (${job.operation}) ended ${job.state}: ${job.errorMessage ?? 'no detail'}`, {
-    jobId: job.id,
-    item: names.itemName,
-    vault: names.vaultName,
-  });
+  const failure = new CofferError(
+    code,
+    `job ${job.id} (${job.operation}) ended ${job.state}: ${job.errorMessage ?? 'no detail'}`,
+    {
+      jobId: job.id,
+      item: names.itemName,
+      vault: names.vaultName,
+    },
+  );
   if (json) {
     printJson(jobJson(job, names));
     return EXIT_FAILURE;
@@ -46,7 +60,11 @@ export async function reportJobEnd(app: AppContext, jobId: string, json: boolean
   return EXIT_FAILURE;
 }
 
-export function printJobDetail(job: Job, names: { itemName: string | null; vaultName: string | null }, events: { at: number; state: string; message: string | null }[]): void {
+export function printJobDetail(
+  job: Job,
+  names: { itemName: string | null; vaultName: string | null },
+  events: { at: number; state: string; message: string | null }[],
+): void {
   const pct = progressPercent(job);
   const lines: [string, string][] = [
     ['job', job.id],
@@ -60,10 +78,21 @@ export function printJobDetail(job: Job, names: { itemName: string | null; vault
     ['started', formatTime(job.startedAt)],
     ['ended', formatTime(job.endedAt)],
     ['duration', formatDuration(durationMs(job, Date.now()))],
-    ['progress', `${pct === null ? '-' : `${pct}%`} (${formatBytes(job.bytesDone)} of ${formatBytes(job.bytesTotal)}, ${job.filesDone}${job.filesTotal === null ? '' : `/${job.filesTotal}`} files, ETA ${job.etaSeconds === null ? '-' : formatDuration(job.etaSeconds * 1000)})`],
-    ['bytes', `scanned ${formatBytes(job.bytesScanned)}, new ${formatBytes(job.bytesNew)}, stored ${formatBytes(job.bytesStored)}`],
+    [
+      'progress',
+      `${pct === null ? '-' : `${pct}%`} (${formatBytes(job.bytesDone)} of ${formatBytes(job.bytesTotal)}, ${job.filesDone}${job.filesTotal === null ? '' : `/${job.filesTotal}`} files, ETA ${job.etaSeconds === null ? '-' : formatDuration(job.etaSeconds * 1000)})`,
+    ],
+    [
+      'bytes',
+      `scanned ${formatBytes(job.bytesScanned)}, new ${formatBytes(job.bytesNew)}, stored ${formatBytes(job.bytesStored)}`,
+    ],
     ['worker', job.workerId ?? '-'],
-    ['lease', job.leaseOwner ? `${job.leaseOwner} until ${formatTime(job.leaseExpiresAt)} (token ${job.fencingToken})` : '-'],
+    [
+      'lease',
+      job.leaseOwner
+        ? `${job.leaseOwner} until ${formatTime(job.leaseExpiresAt)} (token ${job.fencingToken})`
+        : '-',
+    ],
     ['recovery point', job.recoveryPointId ?? '-'],
     ['error', job.errorCode ? `${job.errorCode}: ${job.errorMessage ?? ''}` : '-'],
   ];
@@ -72,7 +101,8 @@ export function printJobDetail(job: Job, names: { itemName: string | null; vault
   for (const warning of job.warnings) process.stdout.write(`${'warning'.padEnd(w)}  ${warning}\n`);
   if (events.length) {
     process.stdout.write('\ntimeline:\n');
-    for (const e of events) process.stdout.write(`  ${formatTime(e.at)}  ${e.state.padEnd(24)}${e.message ?? ''}\n`);
+    for (const e of events)
+      process.stdout.write(`  ${formatTime(e.at)}  ${e.state.padEnd(24)}${e.message ?? ''}\n`);
   }
   if (job.errorCode) process.stdout.write(`\nself-help: coffer explain ${job.errorCode}\n`);
 }

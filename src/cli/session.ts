@@ -27,6 +27,7 @@ export async function withApp<T>(json: boolean | undefined, fn: (app: AppContext
   jsonMode = json === true;
   const app = await openApp(loadConfig(process.env, { passwordFile: globals.passwordFile }));
   try {
+    await app.store.reapIfExpired();
     return await fn(app);
   } finally {
     await app.close();

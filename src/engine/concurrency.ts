@@ -3,7 +3,11 @@
  * failure no new item starts, and the call settles only after the running ones finish, so a
  * caller's cleanup (e.g. after cancel) never races work that is still writing.
  */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (t: T) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   let failed = false;

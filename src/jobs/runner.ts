@@ -57,7 +57,12 @@ export function emptyProgress(): JobProgress {
   };
 }
 
-export async function runJob(job: Job, lease: Lease, execute: Executor, opts: RunOptions): Promise<RunOutcome> {
+export async function runJob(
+  job: Job,
+  lease: Lease,
+  execute: Executor,
+  opts: RunOptions,
+): Promise<RunOutcome> {
   const progress: JobProgress = { ...emptyProgress() };
   const keeper = new LeaseKeeper({
     store: opts.store,
@@ -75,7 +80,12 @@ export async function runJob(job: Job, lease: Lease, execute: Executor, opts: Ru
       opts.onProgress?.(progress);
     },
   };
-  const outcome = (state: RunOutcome['state'], code: string | null, message: string | null, point: string | null): RunOutcome => ({
+  const outcome = (
+    state: RunOutcome['state'],
+    code: string | null,
+    message: string | null,
+    point: string | null,
+  ): RunOutcome => ({
     jobId: job.id,
     state,
     errorCode: code,

@@ -10,6 +10,7 @@ export function openBackend(location: string): Backend {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location)?.[1]?.toLowerCase();
   if (scheme === undefined) return new LocalBackend(location);
   if (scheme === 'file') return new LocalBackend(decodeURIComponent(new URL(location).pathname));
-  if (scheme === 's3') throw new CofferError('InvalidRequest', 'S3 storage is not available yet', { location });
+  if (scheme === 's3')
+    throw new CofferError('InvalidRequest', 'S3 storage is not available yet', { location });
   throw new CofferError('InvalidRequest', `unsupported storage location scheme ${scheme}://`, { location });
 }

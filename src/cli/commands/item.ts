@@ -17,7 +17,10 @@ export function registerItemCommands(program: Command): void {
       await withApp(opts.json, async (app) => {
         const it = await addItem(app, { name, vaultRef: opts.vault, path: opts.path });
         if (opts.json) printJson(it);
-        else process.stdout.write(`protecting ${it.sourcePath} as item '${it.name}' (${it.id}) in vault '${opts.vault}'\n`);
+        else
+          process.stdout.write(
+            `protecting ${it.sourcePath} as item '${it.name}' (${it.id}) in vault '${opts.vault}'\n`,
+          );
       });
     });
 
@@ -29,7 +32,10 @@ export function registerItemCommands(program: Command): void {
       await withApp(opts.json, async (app) => {
         const items = await app.store.listItems();
         if (opts.json) return printJson(items);
-        if (!items.length) return void process.stdout.write('no protected items yet: coffer item add NAME --vault VAULT --path DIR\n');
+        if (!items.length)
+          return void process.stdout.write(
+            'no protected items yet: coffer item add NAME --vault VAULT --path DIR\n',
+          );
         process.stdout.write(
           table(
             ['NAME', 'ID', 'VAULT', 'LAST BACKUP', 'LAST POINT', 'PATH'],
@@ -56,8 +62,11 @@ export function registerItemCommands(program: Command): void {
       await withApp(opts.json, async (app) => {
         const { item: moved, from, to } = await moveItem(app, name, opts.vault);
         const active = await app.store.activeExclusiveJob(moved.id);
-        if (opts.json) return printJson({ item: moved, from: from.name, to: to.name, activeJob: active?.id ?? null });
-        process.stdout.write(`item '${moved.name}' now backs up into vault '${to.name}' (was '${from.name}')\n`);
+        if (opts.json)
+          return printJson({ item: moved, from: from.name, to: to.name, activeJob: active?.id ?? null });
+        process.stdout.write(
+          `item '${moved.name}' now backs up into vault '${to.name}' (was '${from.name}')\n`,
+        );
         if (active && active.vaultId !== to.id) {
           process.stdout.write(
             `note: job ${active.id} (${active.operation}, ${active.state}) still runs in vault '${from.name}'; ` +

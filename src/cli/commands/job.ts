@@ -21,17 +21,31 @@ import { namesFor, printJobDetail, reportJobEnd } from '../job-output.js';
 import { withApp } from '../session.js';
 import { driveAdmission, requester } from './operations.js';
 
-function parseList<T extends string>(value: string | undefined, valid: (v: string) => v is T, field: string, allowed: readonly string[]): T[] | undefined {
+function parseList<T extends string>(
+  value: string | undefined,
+  valid: (v: string) => v is T,
+  field: string,
+  allowed: readonly string[],
+): T[] | undefined {
   if (!value) return undefined;
-  const parts = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const p of parts) {
-    if (!valid(p)) throw new CofferError('InvalidRequest', `${field} '${p}' is not one of: ${allowed.join(', ')}`, { field, value: p });
+    if (!valid(p))
+      throw new CofferError('InvalidRequest', `${field} '${p}' is not one of: ${allowed.join(', ')}`, {
+        field,
+        value: p,
+      });
   }
   return parts as T[];
 }
 
 export function registerJobCommands(program: Command, setExit: (code: number) => void): void {
-  const job = program.command('job').description('the jobs view: every backup, restore and check, with history');
+  const job = program
+    .command('job')
+    .description('the jobs view: every backup, restore and check, with history');
 
   job
     .command('list')
@@ -46,7 +60,17 @@ export function registerJobCommands(program: Command, setExit: (code: number) =>
     .option('--before <id>', 'page: jobs older than this job id')
     .option('--json', 'print JSON')
     .action(
-      async (opts: { vault?: string; item?: string; state?: string; operation?: string; since?: string; until?: string; limit: string; before?: string; json?: boolean }) => {
+      async (opts: {
+        vault?: string;
+        item?: string;
+        state?: string;
+        operation?: string;
+        since?: string;
+        until?: string;
+        limit: string;
+        before?: string;
+        json?: boolean;
+      }) => {
         await withApp(opts.json, async (app) => {
           const { JOB_STATES, OPERATIONS } = await import('../../jobs/job.js');
           const states = parseList<JobState>(opts.state, isJobState, '--state', JOB_STATES);
@@ -65,10 +89,33 @@ export function registerJobCommands(program: Command, setExit: (code: number) =>
           });
           const names = await nameMaps(app);
           if (opts.json) {
-            return printJson(jobs.map((j) => jobJson(j, { itemName: j.itemId ? names.items.get(j.itemId) : null, vaultName: names.vaults.get(j.vaultId) })));
+            return printJson(
+              jobs.map((j) =>
+                jobJson(j, {
+                  itemName: j.itemId ? names.items.get(j.itemId) : null,
+                  vaultName: names.vaults.get(j.vaultId),
+                }),
+              ),
+            );
           }
           if (!jobs.length) return void process.stdout.write('no jobs match\n');
-          process.stdout.write(table(['ID', 'OPERATION', 'ITEM', 'VAULT', 'STATE', 'STARTED', 'DURATION', 'PROGRESS', 'TRIGGER', 'ERROR'], jobs.map((j) => jobRow(j, names))) + '\n');
+          process.stdout.write(
+            table(
+              [
+                'ID',
+                'OPERATION',
+                'ITEM',
+                'VAULT',
+                'STATE',
+                'STARTED',
+                'DURATION',
+                'PROGRESS',
+                'TRIGGER',
+                'ERROR',
+              ],
+              jobs.map((j) => jobRow(j, names)),
+            ) + '\n',
+          );
         });
       },
     );
@@ -85,7 +132,11 @@ export function registerJobCommands(program: Command, setExit: (code: number) =>
         const j = await app.store.getJob(id);
         const names = await namesFor(app, j);
         const events = await app.store.listEvents(id);
-        if (opts.json) return printJson({ ...jobJson(j, names), events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) });
+        if (opts.json)
+          return printJson({
+            ...jobJson(j, names),
+            events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+          });
         printJobDetail(j, names, events);
         if (opts.follow) setExit(j.state === 'completed' || j.state === 'completed_with_warnings' ? 0 : 1);
       });
@@ -93,14 +144,17 @@ export function registerJobCommands(program: Command, setExit: (code: number) =>
 
   job
     .command('cancel')
-    .description('cancel a job: a queued job never starts; a running one stops within about a second and commits nothing')
+    .description(
+      'cancel a job: a queued job never starts; a running one stops within about a second and commits nothing',
+    )
     .argument('<id>', 'job id')
     .option('--wait', 'wait until the worker acknowledged the cancel')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { wait?: boolean; json?: boolean }) => {
       await withApp(opts.json, async (app) => {
         let j = await app.store.requestCancel(id);
-        if (opts.wait && !isTerminal(j.state)) j = await followJob(app, id, { label: `cancelling ${id}`, quiet: true, pollMs: 100 });
+        if (opts.wait && !isTerminal(j.state))
+          j = await followJob(app, id, { label: `cancelling ${id}`, quiet: true, pollMs: 100 });
         const names = await namesFor(app, j);
         if (opts.json) return printJson(jobJson(j, names));
         process.stdout.write(
@@ -129,7 +183,10 @@ export function registerJobCommands(program: Command, setExit: (code: number) =>
           );
         }
         // A backup retry goes to the item's current vault (it may have moved since).
-        const vaultId = old.operation === 'backup' && old.itemId ? (await app.store.getItem(old.itemId)).vaultId : old.vaultId;
+        const vaultId =
+          old.operation === 'backup' && old.itemId
+            ? (await app.store.getItem(old.itemId)).vaultId
+            : old.vaultId;
         if (!opts.detach) app.password();
         const admission = await app.store.admit({
           operation: old.operation,
@@ -149,7 +206,10 @@ export function registerJobCommands(program: Command, setExit: (code: number) =>
     .command('release')
     .description("free an item whose job's worker died (lease expired); --force also fences a live worker")
     .argument('<id>', 'job id')
-    .option('--force', 'release even though a worker still holds a live lease; that worker can no longer commit')
+    .option(
+      '--force',
+      'release even though a worker still holds a live lease; that worker can no longer commit',
+    )
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { force?: boolean; json?: boolean }) => {
       await withApp(opts.json, async (app) => {
@@ -172,9 +232,14 @@ export function registerJobCommands(program: Command, setExit: (code: number) =>
     });
 }
 
-async function nameMaps(app: AppContext): Promise<{ items: Map<string, string>; vaults: Map<string, string> }> {
+async function nameMaps(
+  app: AppContext,
+): Promise<{ items: Map<string, string>; vaults: Map<string, string> }> {
   const [items, vaults] = await Promise.all([app.store.listItems(), app.store.listVaults()]);
-  return { items: new Map(items.map((i) => [i.id, i.name])), vaults: new Map(vaults.map((v) => [v.id, v.name])) };
+  return {
+    items: new Map(items.map((i) => [i.id, i.name])),
+    vaults: new Map(vaults.map((v) => [v.id, v.name])),
+  };
 }
 
 function jobRow(j: Job, names: { items: Map<string, string>; vaults: Map<string, string> }): string[] {

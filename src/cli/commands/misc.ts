@@ -20,7 +20,11 @@ export function registerMiscCommands(program: Command, setExit: (code: number) =
       }
       const match = ERROR_CODES.find((c) => c.toLowerCase() === code.toLowerCase());
       if (!match || !isErrorCode(match)) {
-        throw new CofferError('InvalidRequest', `'${code}' is not a coffer error code; run 'coffer explain' to list them`, { field: 'code', value: code });
+        throw new CofferError(
+          'InvalidRequest',
+          `'${code}' is not a coffer error code; run 'coffer explain' to list them`,
+          { field: 'code', value: code },
+        );
       }
       if (opts.json) printJson(articleFor(match));
       else process.stdout.write(formatArticle(match, { color: process.stdout.isTTY === true }) + '\n');
@@ -50,7 +54,10 @@ export function registerMiscCommands(program: Command, setExit: (code: number) =
           drain: opts.drain === true,
           signal: stop.signal,
           onJobStart: (id) => process.stderr.write(`worker: running job ${id}\n`),
-          onJobEnd: (o) => process.stderr.write(`worker: job ${o.jobId} ended ${o.state}${o.errorCode ? ` (${o.errorCode})` : ''}\n`),
+          onJobEnd: (o) =>
+            process.stderr.write(
+              `worker: job ${o.jobId} ended ${o.state}${o.errorCode ? ` (${o.errorCode})` : ''}\n`,
+            ),
         });
         if (outcomes.some((o) => o.state === 'failed' || o.state === 'lost')) setExit(1);
       });

@@ -50,7 +50,11 @@ export async function driveAdmission(
   }
   if (!lease) throw new CofferError('InternalError', `job ${job.id} was admitted without a lease`);
   if (!opts.json) process.stderr.write(`job ${job.id} started (Ctrl-C cancels)\n`);
-  await runInForeground(app, job, lease, { label: opts.label, quiet: opts.json === true, hooks: { onCheckReport: opts.onCheckReport } });
+  await runInForeground(app, job, lease, {
+    label: opts.label,
+    quiet: opts.json === true,
+    hooks: { onCheckReport: opts.onCheckReport },
+  });
   return reportJobEnd(app, job.id, opts.json);
 }
 
@@ -60,31 +64,43 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
     .description('back up a protected item now; the foreground shows progress and Ctrl-C cancels')
     .argument('<item>', 'item name or id')
     .option('--detach', 'only enqueue the job; a `coffer worker` runs it')
-    .option('--idempotency-key <key>', 'repeating a trigger with the same key returns the same job instead of a refusal')
+    .option(
+      '--idempotency-key <key>',
+      'repeating a trigger with the same key returns the same job instead of a refusal',
+    )
     .option('--limit-read <rate>', 'read the source at most this fast, e.g. 20M (bytes per second)')
     .option('--json', 'print the job as JSON')
-    .action(async (ref: string, opts: { detach?: boolean; idempotencyKey?: string; limitRead?: string; json?: boolean }) => {
-      await withApp(opts.json, async (app) => {
-        const limit = opts.limitRead ? parseRate(opts.limitRead, '--limit-read') : undefined;
-        if (opts.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,200}$/.test(opts.idempotencyKey)) {
-          throw new CofferError('InvalidRequest', '--idempotency-key must be 1-200 visible ASCII characters', { field: 'idempotency-key' });
-        }
-        const item = await app.store.getItem(ref);
-        // A foreground run needs the password; fail before admitting rather than after.
-        if (!opts.detach) app.password();
-        const admission = await app.store.admit({
-          operation: 'backup',
-          itemId: item.id,
-          vaultId: item.vaultId,
-          trigger: 'on-demand',
-          requestedBy: requester(),
-          idempotencyKey: opts.idempotencyKey ?? null,
-          params: limit ? { limitReadBytesPerSec: limit } : {},
-          claimBy: opts.detach ? undefined : { owner: app.workerId, leaseMs: app.config.leaseMs },
+    .action(
+      async (
+        ref: string,
+        opts: { detach?: boolean; idempotencyKey?: string; limitRead?: string; json?: boolean },
+      ) => {
+        await withApp(opts.json, async (app) => {
+          const limit = opts.limitRead ? parseRate(opts.limitRead, '--limit-read') : undefined;
+          if (opts.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,200}$/.test(opts.idempotencyKey)) {
+            throw new CofferError(
+              'InvalidRequest',
+              '--idempotency-key must be 1-200 visible ASCII characters',
+              { field: 'idempotency-key' },
+            );
+          }
+          const item = await app.store.getItem(ref);
+          // A foreground run needs the password; fail before admitting rather than after.
+          if (!opts.detach) app.password();
+          const admission = await app.store.admit({
+            operation: 'backup',
+            itemId: item.id,
+            vaultId: item.vaultId,
+            trigger: 'on-demand',
+            requestedBy: requester(),
+            idempotencyKey: opts.idempotencyKey ?? null,
+            params: limit ? { limitReadBytesPerSec: limit } : {},
+            claimBy: opts.detach ? undefined : { owner: app.workerId, leaseMs: app.config.leaseMs },
+          });
+          setExit(await driveAdmission(app, admission, { ...opts, label: `backup ${item.name}` }));
         });
-        setExit(await driveAdmission(app, admission, { ...opts, label: `backup ${item.name}` }));
-      });
-    });
+      },
+    );
 
   program
     .command('restore')
@@ -95,36 +111,47 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
     .option('--path <subpath>', 'restore only this file or directory of the point')
     .option('--detach', 'only enqueue the job; a `coffer worker` runs it')
     .option('--json', 'print the job as JSON')
-    .action(async (ref: string, opts: { target: string; point?: string; path?: string; detach?: boolean; json?: boolean }) => {
-      await withApp(opts.json, async (app) => {
-        const item = await app.store.getItem(ref);
-        const points = await app.store.listPoints(item.id);
-        const point = opts.point ? points.find((p) => p.id === opts.point || p.id.startsWith(opts.point!)) : points[0];
-        if (!point) {
-          throw new CofferError(
-            'PointNotFound',
-            opts.point ? `item '${item.name}' has no recovery point '${opts.point}'` : `item '${item.name}' has no recovery point yet`,
-            { item: item.name, point: opts.point ?? null },
-          );
-        }
-        const target = resolve(opts.target);
-        await mkdir(target, { recursive: true });
-        if (!opts.detach && (await readdir(target)).length > 0) {
-          process.stderr.write(`note: ${target} is not empty; restored files replace files of the same name\n`);
-        }
-        if (!opts.detach) app.password();
-        const admission = await app.store.admit({
-          operation: 'restore',
-          itemId: item.id,
-          vaultId: point.vaultId,
-          trigger: 'on-demand',
-          requestedBy: requester(),
-          params: { pointId: point.id, target, ...(opts.path ? { subpath: opts.path } : {}) },
-          claimBy: opts.detach ? undefined : { owner: app.workerId, leaseMs: app.config.leaseMs },
+    .action(
+      async (
+        ref: string,
+        opts: { target: string; point?: string; path?: string; detach?: boolean; json?: boolean },
+      ) => {
+        await withApp(opts.json, async (app) => {
+          const item = await app.store.getItem(ref);
+          const points = await app.store.listPoints(item.id);
+          const point = opts.point
+            ? points.find((p) => p.id === opts.point || p.id.startsWith(opts.point!))
+            : points[0];
+          if (!point) {
+            throw new CofferError(
+              'PointNotFound',
+              opts.point
+                ? `item '${item.name}' has no recovery point '${opts.point}'`
+                : `item '${item.name}' has no recovery point yet`,
+              { item: item.name, point: opts.point ?? null },
+            );
+          }
+          const target = resolve(opts.target);
+          await mkdir(target, { recursive: true });
+          if (!opts.detach && (await readdir(target)).length > 0) {
+            process.stderr.write(
+              `note: ${target} is not empty; restored files replace files of the same name\n`,
+            );
+          }
+          if (!opts.detach) app.password();
+          const admission = await app.store.admit({
+            operation: 'restore',
+            itemId: item.id,
+            vaultId: point.vaultId,
+            trigger: 'on-demand',
+            requestedBy: requester(),
+            params: { pointId: point.id, target, ...(opts.path ? { subpath: opts.path } : {}) },
+            claimBy: opts.detach ? undefined : { owner: app.workerId, leaseMs: app.config.leaseMs },
+          });
+          setExit(await driveAdmission(app, admission, { ...opts, label: `restore ${item.name}` }));
         });
-        setExit(await driveAdmission(app, admission, { ...opts, label: `restore ${item.name}` }));
-      });
-    });
+      },
+    );
 
   program
     .command('check')
@@ -149,7 +176,11 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
         const onCheckReport = (r: CheckReport) => (report = r);
         if (opts.json && admission.lease) {
           // One JSON document: the job and the full report together.
-          await runInForeground(app, admission.job, admission.lease, { label: 'check', quiet: true, hooks: { onCheckReport } });
+          await runInForeground(app, admission.job, admission.lease, {
+            label: 'check',
+            quiet: true,
+            hooks: { onCheckReport },
+          });
           const ended = await app.store.getJob(admission.job.id);
           printJson({ job: jobJson(ended, await namesFor(app, ended)), report });
           setExit(ended.state === 'completed' || ended.state === 'completed_with_warnings' ? 0 : 1);
@@ -176,10 +207,18 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
         const vaults = new Map((await app.store.listVaults()).map((v) => [v.id, v.name]));
         if (opts.json) {
           return printJson(
-            points.map((p) => ({ ...p, vaultName: vaults.get(p.vaultId) ?? null, snapshotTime: new Date(p.snapshotTime).toISOString(), createdAt: new Date(p.createdAt).toISOString() })),
+            points.map((p) => ({
+              ...p,
+              vaultName: vaults.get(p.vaultId) ?? null,
+              snapshotTime: new Date(p.snapshotTime).toISOString(),
+              createdAt: new Date(p.createdAt).toISOString(),
+            })),
           );
         }
-        if (!points.length) return void process.stdout.write(`item '${item.name}' has no recovery points yet: coffer backup ${item.name}\n`);
+        if (!points.length)
+          return void process.stdout.write(
+            `item '${item.name}' has no recovery points yet: coffer backup ${item.name}\n`,
+          );
         process.stdout.write(
           table(
             ['ID', 'TIME', 'VAULT', 'FILES', 'SIZE', 'NEW', 'JOB'],
@@ -200,5 +239,9 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
 
 function printCheckReport(report: CheckReport): void {
   for (const issue of report.issues) process.stdout.write(`${issue.severity}: ${issue.message}\n`);
-  process.stdout.write(report.ok ? 'no errors were found\n' : `${report.issues.filter((i) => i.severity !== 'info').length} problem(s) found\n`);
+  process.stdout.write(
+    report.ok
+      ? 'no errors were found\n'
+      : `${report.issues.filter((i) => i.severity !== 'info').length} problem(s) found\n`,
+  );
 }

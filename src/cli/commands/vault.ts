@@ -8,7 +8,9 @@ export function registerVaultCommands(program: Command): void {
 
   vault
     .command('create')
-    .description('create a vault: an encrypted repository at DIR (password from COFFER_PASSWORD or --password-file)')
+    .description(
+      'create a vault: an encrypted repository at DIR (password from COFFER_PASSWORD or --password-file)',
+    )
     .argument('<name>', 'vault name')
     .requiredOption('--path <dir>', 'directory that will hold the vault repository')
     .option('--json', 'print the vault as JSON')
@@ -27,12 +29,21 @@ export function registerVaultCommands(program: Command): void {
     .action(async (opts: { json?: boolean }) => {
       await withApp(opts.json, async (app) => {
         const vaults = await app.store.listVaults();
-        if (opts.json) return printJson(vaults.map((v) => ({ ...v, createdAt: new Date(v.createdAt).toISOString() })));
-        if (!vaults.length) return void process.stdout.write('no vaults yet: coffer vault create NAME --path DIR\n');
+        if (opts.json)
+          return printJson(vaults.map((v) => ({ ...v, createdAt: new Date(v.createdAt).toISOString() })));
+        if (!vaults.length)
+          return void process.stdout.write('no vaults yet: coffer vault create NAME --path DIR\n');
         process.stdout.write(
           table(
             ['NAME', 'ID', 'ITEMS', 'ACTIVE JOBS', 'CREATED', 'LOCATION'],
-            vaults.map((v) => [v.name, v.id, String(v.items), String(v.activeJobs), formatTime(v.createdAt), v.location]),
+            vaults.map((v) => [
+              v.name,
+              v.id,
+              String(v.items),
+              String(v.activeJobs),
+              formatTime(v.createdAt),
+              v.location,
+            ]),
           ) + '\n',
         );
       });

@@ -11,7 +11,7 @@ import { type MasterIndex, writeIndexFile } from '../index/master-index.js';
 import { blobId } from '../pack/blob-codec.js';
 import { BlobSaver } from '../repository/blob-saver.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
-import { loadSnapshot, newSnapshotId, saveSnapshot } from '../snapshot/snapshot.js';
+import { loadSnapshot, newSnapshotId, saveSnapshot, type Snapshot } from '../snapshot/snapshot.js';
 import { encodeTree, type TreeNode } from '../tree/tree.js';
 import type { BackupOptions, BackupProgress, BackupResult, BackupStats } from './backup-types.js';
 import { ReadRateLimiter } from './rate-limiter.js';
@@ -68,9 +68,13 @@ class Archiver {
     this.signal = opts.signal;
     const limit = opts.limitReadBytesPerSec;
     if (limit !== undefined && (!Number.isFinite(limit) || limit <= 0)) {
-      throw new CofferError('InvalidRequest', 'the read rate limit must be a positive number of bytes per second', {
-        limitReadBytesPerSec: limit,
-      });
+      throw new CofferError(
+        'InvalidRequest',
+        'the read rate limit must be a positive number of bytes per second',
+        {
+          limitReadBytesPerSec: limit,
+        },
+      );
     }
     this.limiter = limit ? new ReadRateLimiter(limit) : null;
     this.scanner = new Scanner(this.root);
@@ -82,9 +86,7 @@ class Archiver {
     await this.checkRoot();
     const index = await this.ctx.loadIndex();
     this.index = index;
-    const parent = this.opts.parentSnapshotId
-      ? await loadSnapshot(this.ctx.backend, this.ctx.key, this.opts.parentSnapshotId)
-      : null;
+    const parent = await this.loadParent();
     const saver = new BlobSaver(this.ctx, index);
     this.saver = saver;
     const scan = this.scanner.run().catch(() => undefined);
@@ -124,11 +126,29 @@ class Archiver {
     }
   }
 
+  /**
+   * A parent missing from storage (pruned, or the catalog points at another vault) costs only
+   * speed, never correctness, so the backup goes on reading every file and says so.
+   */
+  private async loadParent(): Promise<Snapshot | null> {
+    const id = this.opts.parentSnapshotId;
+    if (!id) return null;
+    try {
+      return await loadSnapshot(this.ctx.backend, this.ctx.key, id);
+    } catch (err) {
+      if (!isCofferError(err, 'PointNotFound')) throw err;
+      this.warn('/', `parent snapshot ${id} not found in the vault; every file was read`);
+      return null;
+    }
+  }
+
   private async checkRoot(): Promise<void> {
     try {
       const st = await stat(this.root);
       if (!st.isDirectory()) {
-        throw new CofferError('SourceUnreadable', `the source ${this.root} is not a directory`, { path: this.root });
+        throw new CofferError('SourceUnreadable', `the source ${this.root} is not a directory`, {
+          path: this.root,
+        });
       }
       await readdir(this.root);
     } catch (err) {
@@ -181,7 +201,9 @@ class Archiver {
       rawNames = await readdir(abs, { encoding: 'buffer' });
     } catch (err) {
       if (rel === '') {
-        throw new CofferError('SourceUnreadable', `the source ${abs} cannot be read (${errno(err)})`, { path: abs });
+        throw new CofferError('SourceUnreadable', `the source ${abs} cannot be read (${errno(err)})`, {
+          path: abs,
+        });
       }
       throw new SkippedEntry(`directory unreadable (${errno(err)})`);
     }
@@ -191,7 +213,8 @@ class Archiver {
     for (const raw of rawNames) {
       const name = raw.toString('utf8');
       // Such a name would come back different on restore; skipping it loudly beats restoring the wrong file.
-      if (!Buffer.from(name, 'utf8').equals(raw)) this.warn(`${rel}/${raw.toString('hex')}`, 'name is not valid UTF-8, skipped');
+      if (!Buffer.from(name, 'utf8').equals(raw))
+        this.warn(`${rel}/${raw.toString('hex')}`, 'name is not valid UTF-8, skipped');
       else names.push(name);
     }
     names.sort();
@@ -217,7 +240,12 @@ class Archiver {
     return id;
   }
 
-  private async saveEntry(abs: string, rel: string, name: string, prev: TreeNode | undefined): Promise<TreeNode> {
+  private async saveEntry(
+    abs: string,
+    rel: string,
+    name: string,
+    prev: TreeNode | undefined,
+  ): Promise<TreeNode> {
     let st: BigIntStats;
     try {
       st = await lstat(abs, { bigint: true });
@@ -274,7 +302,11 @@ class Archiver {
     return { ...node, size: bytes, content };
   }
 
-  private async readFile(abs: string, rel: string, st: BigIntStats): Promise<{ content: string[]; bytes: number }> {
+  private async readFile(
+    abs: string,
+    rel: string,
+    st: BigIntStats,
+  ): Promise<{ content: string[]; bytes: number }> {
     let fh: FileHandle;
     try {
       // O_NOFOLLOW: if the entry was swapped for a symlink since lstat, refuse rather than back up its target.

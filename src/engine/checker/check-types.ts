@@ -19,7 +19,15 @@ export interface CheckIssue {
   /** 'info' is for leftovers that harm nothing (e.g. packs of a cancelled backup); only 'error' fails the check. */
   severity: 'error' | 'info';
   message: string;
-  ids: { pack?: string; blob?: string; tree?: string; snapshot?: string; index?: string; key?: string; path?: string };
+  ids: {
+    pack?: string;
+    blob?: string;
+    tree?: string;
+    snapshot?: string;
+    index?: string;
+    key?: string;
+    path?: string;
+  };
 }
 
 export interface CheckProgress {

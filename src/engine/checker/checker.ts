@@ -10,7 +10,7 @@ import { packHeaderFromBytes, type PackedBlob } from '../pack/pack-format.js';
 import { packPath } from '../pack/pack-writer.js';
 import { parseConfig } from '../repository/repository-config.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
-import { listSnapshots, type Snapshot } from '../snapshot/snapshot.js';
+import { readSnapshot, type Snapshot } from '../snapshot/snapshot.js';
 import { isSafeName } from '../tree/tree.js';
 import type { CheckIssue, CheckProgress, CheckReport } from './check-types.js';
 
@@ -31,8 +31,7 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
   let phase: CheckProgress['phase'] = 'structure';
   let packsDone = 0;
   let packsTotal = 0;
-  const emit = (): void =>
-    opts.onProgress?.({ phase, packsDone, packsTotal, bytesRead: counts.bytesRead });
+  const emit = (): void => opts.onProgress?.({ phase, packsDone, packsTotal, bytesRead: counts.bytesRead });
   const cancelled = (): void => throwIfCancelled(opts.signal, 'the check');
 
   // Keys and config: the key we opened with works, but the others must still parse.
@@ -46,7 +45,12 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
   try {
     parseConfig(openJson(key, await backend.load('config'), 'config'));
   } catch (err) {
-    issues.push({ kind: 'config-unreadable', severity: 'error', message: message(err), ids: { path: 'config' } });
+    issues.push({
+      kind: 'config-unreadable',
+      severity: 'error',
+      message: message(err),
+      ids: { path: 'config' },
+    });
   }
 
   // Index files, and the packs they promise.
@@ -62,7 +66,12 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
         indexedPacks.set(p.id, p);
       }
     } catch (err) {
-      issues.push({ kind: 'index-unreadable', severity: 'error', message: message(err), ids: { index: name } });
+      issues.push({
+        kind: 'index-unreadable',
+        severity: 'error',
+        message: message(err),
+        ids: { index: name },
+      });
     }
   });
   cancelled();
@@ -77,7 +86,12 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
   await mapLimit([...indexedPacks.values()], 16, async (p) => {
     const st = await backend.stat(packPath(p.id));
     if (!st) {
-      issues.push({ kind: 'pack-missing', severity: 'error', message: `pack ${p.id} is listed in the index but missing`, ids: { pack: p.id } });
+      issues.push({
+        kind: 'pack-missing',
+        severity: 'error',
+        message: `pack ${p.id} is listed in the index but missing`,
+        ids: { pack: p.id },
+      });
     } else if (st.size !== p.size) {
       issues.push({
         kind: 'pack-size-mismatch',
@@ -101,23 +115,20 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
 
   // Snapshots: every tree must load and every blob it names must be indexed.
   phase = 'snapshots';
-  let snapshots: Snapshot[] = [];
-  try {
-    snapshots = await listSnapshots(backend, key, true);
-  } catch (err) {
-    // One bad file should not hide the others: fall back to reading them one at a time.
-    snapshots = [];
-    for (const dir of ['snapshots', 'pending']) {
-      for (const name of await backend.list(dir)) {
-        try {
-          openJson(key, await backend.load(`${dir}/${name}`), `${dir}/${name}`);
-        } catch (inner) {
-          issues.push({ kind: 'snapshot-unreadable', severity: 'error', message: message(inner), ids: { snapshot: name } });
-        }
+  // Read one by one, so a damaged snapshot file is reported without hiding the others.
+  const snapshots: Snapshot[] = [];
+  for (const state of ['committed', 'pending'] as const) {
+    for (const name of await backend.list(state === 'committed' ? 'snapshots' : 'pending')) {
+      try {
+        snapshots.push(await readSnapshot(backend, key, state, name));
+      } catch (err) {
+        issues.push({
+          kind: 'snapshot-unreadable',
+          severity: 'error',
+          message: message(err),
+          ids: { snapshot: name },
+        });
       }
-    }
-    if (!issues.some((i) => i.kind === 'snapshot-unreadable')) {
-      issues.push({ kind: 'snapshot-unreadable', severity: 'error', message: message(err), ids: {} });
     }
   }
   counts.snapshots = snapshots.length;
@@ -199,7 +210,12 @@ function checkPackBytes(ctx: RepositoryContext, p: IndexedPack, bytes: Buffer, i
   try {
     header = packHeaderFromBytes(ctx.key, bytes, p.id);
   } catch (err) {
-    issues.push({ kind: 'pack-header-damaged', severity: 'error', message: message(err), ids: { pack: p.id } });
+    issues.push({
+      kind: 'pack-header-damaged',
+      severity: 'error',
+      message: message(err),
+      ids: { pack: p.id },
+    });
   }
   if (header) {
     const inHeader = new Map(header.map((b) => [b.id, b]));
@@ -218,7 +234,8 @@ function checkPackBytes(ctx: RepositoryContext, p: IndexedPack, bytes: Buffer, i
   // The index, not the possibly damaged header, says where each blob is, so every damaged blob gets named.
   for (const b of p.blobs) {
     try {
-      if (b.offset + b.length > bytes.length) throw new Error(`blob ${b.id} lies beyond the end of pack ${p.id}`);
+      if (b.offset + b.length > bytes.length)
+        throw new Error(`blob ${b.id} lies beyond the end of pack ${p.id}`);
       decodeBlob(ctx.key, bytes.subarray(b.offset, b.offset + b.length), b, p.id);
     } catch (err) {
       issues.push({

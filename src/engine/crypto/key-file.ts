@@ -66,7 +66,12 @@ export function parseKeyFile(bytes: Buffer, path: string): KeyFile {
   try {
     parsed = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    throw new CofferError('RepositoryCorrupt', `key file ${path} is not valid JSON`, { path }, { cause: err });
+    throw new CofferError(
+      'RepositoryCorrupt',
+      `key file ${path} is not valid JSON`,
+      { path },
+      { cause: err },
+    );
   }
   const k = parsed as Partial<KeyFile> | null;
   if (

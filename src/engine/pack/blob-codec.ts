@@ -70,10 +70,14 @@ export function decodeBlob(key: Buffer, sealed: Uint8Array, ref: BlobRef, packId
     }
   }
   if (plaintext.length !== ref.uncompressedLength || blobId(plaintext) !== ref.id) {
-    throw new CofferError('RepositoryCorrupt', `blob ${ref.id} in pack ${packId} has the wrong content hash`, {
-      blobId: ref.id,
-      packId,
-    });
+    throw new CofferError(
+      'RepositoryCorrupt',
+      `blob ${ref.id} in pack ${packId} has the wrong content hash`,
+      {
+        blobId: ref.id,
+        packId,
+      },
+    );
   }
   return plaintext;
 }

@@ -18,7 +18,9 @@ export function newConfig(chunker?: ChunkerParams, packSize?: number): Repositor
   validateChunkerParams(params);
   const size = packSize ?? DEFAULT_PACK_SIZE;
   if (!Number.isInteger(size) || size < 1024 || size > 256 * 1024 * 1024) {
-    throw new CofferError('InvalidRequest', 'pack size must be between 1 KiB and 256 MiB', { packSize: size });
+    throw new CofferError('InvalidRequest', 'pack size must be between 1 KiB and 256 MiB', {
+      packSize: size,
+    });
   }
   return {
     version: FORMAT_VERSION,

@@ -7,9 +7,13 @@ import { packPath } from '../pack/pack-writer.js';
 import { decodeTree, type TreeNode } from '../tree/tree.js';
 import type { RepositoryConfig } from './repository-config.js';
 
+/** Tree packs kept in memory (at most ~16 MiB each). */
+const TREE_PACK_CACHE = 8;
+
 /** What every engine stage needs once a repository is open: storage, the master key, the config. */
 export class RepositoryContext {
   readonly gear: Int32Array;
+  private readonly treePacks = new Map<string, Promise<Buffer | null>>();
 
   constructor(
     readonly backend: Backend,
@@ -24,8 +28,41 @@ export class RepositoryContext {
   }
 
   async loadBlob(entry: IndexEntry): Promise<Buffer> {
-    const sealed = await this.backend.load(packPath(entry.packId), { offset: entry.offset, length: entry.length });
+    if (entry.type === 'tree') {
+      const pack = await this.treePack(entry.packId);
+      if (pack)
+        return decodeBlob(
+          this.key,
+          pack.subarray(entry.offset, entry.offset + entry.length),
+          entry,
+          entry.packId,
+        );
+    }
+    const sealed = await this.backend.load(packPath(entry.packId), {
+      offset: entry.offset,
+      length: entry.length,
+    });
     return decodeBlob(this.key, sealed, entry, entry.packId);
+  }
+
+  /**
+   * Tree packs hold only tree blobs and walks (restore planning, check, incremental backup) read
+   * most of them, so whole packs are fetched once and kept, instead of one request per directory.
+   */
+  private treePack(packId: string): Promise<Buffer | null> {
+    let cached = this.treePacks.get(packId);
+    if (cached) {
+      this.treePacks.delete(packId);
+      this.treePacks.set(packId, cached);
+      return cached;
+    }
+    cached = this.backend.load(packPath(packId)).then(
+      (bytes) => bytes,
+      () => null,
+    );
+    this.treePacks.set(packId, cached);
+    while (this.treePacks.size > TREE_PACK_CACHE) this.treePacks.delete(this.treePacks.keys().next().value!);
+    return cached;
   }
 
   async loadTree(index: MasterIndex, treeId: string): Promise<TreeNode[]> {

@@ -87,14 +87,19 @@ export class Repository {
     const masterKey = randomBytes(KEY_LENGTH);
     const keyFile = await wrapMasterKey(masterKey, password, opts.scrypt ?? DEFAULT_SCRYPT);
     // Key before config: a crash in between leaves no config, so the location is still "not a vault".
-    await backend.save(`keys/${randomBytes(32).toString('hex')}`, Buffer.from(JSON.stringify(keyFile, null, 2)));
+    await backend.save(
+      `keys/${randomBytes(32).toString('hex')}`,
+      Buffer.from(JSON.stringify(keyFile, null, 2)),
+    );
     await backend.save('config', sealJson(masterKey, config, false));
     return new Repository(new RepositoryContext(backend, masterKey, config));
   }
 
   static async open(backend: Backend, password: string): Promise<Repository> {
     if (!(await backend.stat('config'))) {
-      throw new CofferError('VaultNotFound', `no vault at ${backend.location}`, { location: backend.location });
+      throw new CofferError('VaultNotFound', `no vault at ${backend.location}`, {
+        location: backend.location,
+      });
     }
     const keyNames = await backend.list('keys');
     if (keyNames.length === 0) {
@@ -109,9 +114,13 @@ export class Repository {
       const config = parseConfig(openJson(masterKey, await backend.load('config'), 'config'));
       return new Repository(new RepositoryContext(backend, masterKey, config));
     }
-    throw new CofferError('VaultPasswordInvalid', `the password does not open the vault at ${backend.location}`, {
-      location: backend.location,
-    });
+    throw new CofferError(
+      'VaultPasswordInvalid',
+      `the password does not open the vault at ${backend.location}`,
+      {
+        location: backend.location,
+      },
+    );
   }
 
   backup(opts: BackupOptions): Promise<BackupResult> {
@@ -138,7 +147,11 @@ export class Repository {
     return runRestore(this.ctx, opts);
   }
 
-  check(opts: { readData: boolean; signal?: AbortSignal; onProgress?: (p: CheckProgress) => void }): Promise<CheckReport> {
+  check(opts: {
+    readData: boolean;
+    signal?: AbortSignal;
+    onProgress?: (p: CheckProgress) => void;
+  }): Promise<CheckReport> {
     return runCheck(this.ctx, opts);
   }
 }

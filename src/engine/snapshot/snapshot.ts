@@ -73,7 +73,12 @@ function parseSnapshot(value: unknown, path: string): SnapshotContent {
   return s as SnapshotContent;
 }
 
-async function readSnapshot(backend: Backend, key: Buffer, state: SnapshotState, id: string): Promise<Snapshot> {
+export async function readSnapshot(
+  backend: Backend,
+  key: Buffer,
+  state: SnapshotState,
+  id: string,
+): Promise<Snapshot> {
   const path = snapshotPath(state, id);
   const c = parseSnapshot(openJson(key, await backend.load(path), path), path);
   return {
@@ -90,7 +95,10 @@ async function readSnapshot(backend: Backend, key: Buffer, state: SnapshotState,
 }
 
 /** Accepts a full id or a unique prefix of at least 8 hex digits, as operators copy short ids. */
-export async function resolveSnapshotId(backend: Backend, id: string): Promise<{ id: string; state: SnapshotState }> {
+export async function resolveSnapshotId(
+  backend: Backend,
+  id: string,
+): Promise<{ id: string; state: SnapshotState }> {
   if (FULL_ID.test(id)) {
     for (const state of ['committed', 'pending'] as const) {
       if (await backend.stat(snapshotPath(state, id))) return { id, state };
@@ -115,11 +123,16 @@ export async function loadSnapshot(backend: Backend, key: Buffer, id: string): P
   return readSnapshot(backend, key, found.state, found.id);
 }
 
-export async function listSnapshots(backend: Backend, key: Buffer, includePending: boolean): Promise<Snapshot[]> {
+export async function listSnapshots(
+  backend: Backend,
+  key: Buffer,
+  includePending: boolean,
+): Promise<Snapshot[]> {
   const states: SnapshotState[] = includePending ? ['committed', 'pending'] : ['committed'];
   const refs: { id: string; state: SnapshotState }[] = [];
   for (const state of states) {
-    for (const name of await backend.list(DIRS[state])) if (FULL_ID.test(name)) refs.push({ id: name, state });
+    for (const name of await backend.list(DIRS[state]))
+      if (FULL_ID.test(name)) refs.push({ id: name, state });
   }
   const all = await mapLimit(refs, 8, (r) => readSnapshot(backend, key, r.state, r.id));
   // A commit interrupted between save and remove leaves both copies; the committed one wins.
@@ -130,7 +143,8 @@ export async function listSnapshots(backend: Backend, key: Buffer, includePendin
 }
 
 export async function commitSnapshot(backend: Backend, id: string): Promise<void> {
-  if (!FULL_ID.test(id)) throw new CofferError('PointNotFound', `no recovery point ${id} in this vault`, { snapshotId: id });
+  if (!FULL_ID.test(id))
+    throw new CofferError('PointNotFound', `no recovery point ${id} in this vault`, { snapshotId: id });
   const pending = snapshotPath('pending', id);
   const committed = snapshotPath('committed', id);
   if (await backend.stat(pending)) {

@@ -59,7 +59,8 @@ export function decodeTree(bytes: Buffer, treeId: string): TreeNode[] {
       typeof n.mtimeNs === 'string' &&
       DECIMAL.test(n.mtimeNs) &&
       Number.isInteger(n.size) &&
-      (n.type !== 'file' || (Array.isArray(n.content) && n.content.every((c) => typeof c === 'string' && HEX64.test(c)))) &&
+      (n.type !== 'file' ||
+        (Array.isArray(n.content) && n.content.every((c) => typeof c === 'string' && HEX64.test(c)))) &&
       (n.type !== 'dir' || (typeof n.subtree === 'string' && HEX64.test(n.subtree))) &&
       (n.type !== 'symlink' || typeof n.linkTarget === 'string');
     if (!ok) {

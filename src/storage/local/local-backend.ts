@@ -16,7 +16,12 @@ function errnoCode(err: unknown): string | undefined {
 export function mapStorageError(err: unknown, location: string, path: string): unknown {
   const code = errnoCode(err);
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new CofferError('StorageFull', `no space left at ${location} while writing ${path}`, { location, path, errno: code }, { cause: err });
+    return new CofferError(
+      'StorageFull',
+      `no space left at ${location} while writing ${path}`,
+      { location, path, errno: code },
+      { cause: err },
+    );
   }
   return err;
 }
@@ -71,7 +76,12 @@ export class LocalBackend implements Backend {
       fh = await open(full, 'r');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') {
-        throw new CofferError('RepositoryCorrupt', `${path} is missing from ${this.location}`, { path, location: this.location }, { cause: err });
+        throw new CofferError(
+          'RepositoryCorrupt',
+          `${path} is missing from ${this.location}`,
+          { path, location: this.location },
+          { cause: err },
+        );
       }
       throw err;
     }
@@ -86,7 +96,13 @@ export class LocalBackend implements Backend {
         got += bytesRead;
       }
       if (got < length) {
-        throw new CofferError('RepositoryCorrupt', `${path} is shorter than expected`, { path, location: this.location, offset, length, got });
+        throw new CofferError('RepositoryCorrupt', `${path} is shorter than expected`, {
+          path,
+          location: this.location,
+          offset,
+          length,
+          got,
+        });
       }
       return buf;
     } finally {

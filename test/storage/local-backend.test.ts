@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { isCofferError } from '../../src/errors/coffer-error.js';
+import { LocalBackend, mapStorageError } from '../../src/storage/local/local-backend.js';
+import { openBackend } from '../../src/storage/open-backend.js';
+
+describe('LocalBackend', () => {
+  let dir: string;
+  let backend: LocalBackend;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'coffer-local-'));
+    backend = new LocalBackend(dir);
+  });
+
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('saves, loads whole and by range, stats, lists and removes', async () => {
+    await backend.save('data/ab/abcdef', Buffer.from('0123456789'));
+    await backend.save('index/one', Buffer.from('x'));
+    assert.equal((await backend.load('data/ab/abcdef')).toString(), '0123456789');
+    assert.equal((await backend.load('data/ab/abcdef', { offset: 3, length: 4 })).toString(), '3456');
+    assert.deepEqual(await backend.stat('data/ab/abcdef'), { size: 10 });
+    assert.equal(await backend.stat('data/ab/missing'), null);
+    assert.equal(await backend.stat('data/ab'), null);
+    assert.deepEqual(await backend.list('data'), ['ab/abcdef']);
+    assert.deepEqual(await backend.list(''), ['data/ab/abcdef', 'index/one']);
+    assert.deepEqual(await backend.list('nothing-here'), []);
+    await backend.save('index/one', Buffer.from('overwritten'));
+    assert.equal((await backend.load('index/one')).toString(), 'overwritten');
+    await backend.remove('index/one');
+    await backend.remove('index/one');
+    assert.equal(await backend.stat('index/one'), null);
+  });
+
+  it('leaves no temporary files behind and ignores stale ones', async () => {
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    await writeFile(join(dir, 'tmp', 'stale-from-a-killed-process.tmp'), 'half a pack');
+    assert.ok(!(await backend.list('')).some((p) => p.startsWith('tmp')));
+    await backend.save('config', Buffer.from('c'));
+    assert.ok(!(await backend.list('')).some((p) => p.startsWith('tmp')));
+  });
+
+  it('reports missing objects and short ranges as corruption, bad paths as invalid', async () => {
+    await assert.rejects(backend.load('keys/none'), (e) => isCofferError(e, 'RepositoryCorrupt'));
+    await backend.save('short', Buffer.from('abc'));
+    await assert.rejects(backend.load('short', { offset: 1, length: 10 }), (e) =>
+      isCofferError(e, 'RepositoryCorrupt'),
+    );
+    await assert.rejects(backend.save('../escape', Buffer.from('x')), (e) =>
+      isCofferError(e, 'InvalidRequest'),
+    );
+    await assert.rejects(backend.load('/etc/passwd'), (e) => isCofferError(e, 'InvalidRequest'));
+  });
+
+  it('maps ENOSPC and EDQUOT to StorageFull', () => {
+    for (const code of ['ENOSPC', 'EDQUOT']) {
+      const err = Object.assign(new Error(code), { code });
+      assert.ok(isCofferError(mapStorageError(err, '/x', 'data/p'), 'StorageFull'));
+    }
+    const other = Object.assign(new Error('EIO'), { code: 'EIO' });
+    assert.equal(mapStorageError(other, '/x', 'data/p'), other);
+  });
+
+  it('throws StorageFull when a real filesystem fills up', async (t) => {
+    const mnt = join(dir, 'small-fs');
+    await mkdir(mnt);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]).status !== 0) {
+      t.skip('needs permission to mount a small tmpfs');
+      return;
+    }
+    try {
+      const full = new LocalBackend(mnt);
+      await assert.rejects(full.save('data/big', Buffer.alloc(1024 * 1024)), (e) =>
+        isCofferError(e, 'StorageFull'),
+      );
+      // The failed write is cleaned up, so the space is free again and nothing half-written is visible.
+      assert.deepEqual(await full.list(''), []);
+      assert.deepEqual(await readdir(join(mnt, 'tmp')), []);
+      await full.save('small', Buffer.alloc(1024));
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  });
+});
+
+describe('openBackend', () => {
+  it('opens local paths and refuses s3:// until it exists', () => {
+    assert.ok(openBackend('/var/backups/vault') instanceof LocalBackend);
+    assert.equal(openBackend('file:///var/backups/v%20x').location, '/var/backups/v x');
+    assert.throws(
+      () => openBackend('s3://bucket/prefix'),
+      (e) => isCofferError(e, 'InvalidRequest') && /S3/.test(e.message),
+    );
+    assert.throws(
+      () => openBackend('ftp://host/x'),
+      (e) => isCofferError(e, 'InvalidRequest'),
+    );
+  });
+});
