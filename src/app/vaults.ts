@@ -74,3 +74,75 @@ export async function moveItem(
   const from = await app.store.getVault(item.vaultId);
   return { item: await app.store.moveItem(item.id, to.id), from, to };
 }
+
+export interface VaultImport {
+  vault: Vault;
+  items: { name: string; id: string; created: boolean }[];
+  pointsAdded: number;
+  pointsKnown: number;
+  skipped: string[];
+}
+
+/**
+ * Registers an existing vault directory in this catalog and rebuilds its items and recovery
+ * points from the snapshots in storage: the way back when the catalog is lost (SPEC §5: a
+ * vault's storage alone is enough to list and restore its recovery points).
+ */
+export async function importVault(app: AppContext, name: string, location: string): Promise<VaultImport> {
+  validateName('vault', name);
+  const where = /^[a-z0-9]+:\/\//i.test(location) ? location : resolve(location);
+  const known = (await app.store.listVaults()).find((v) => v.location === where);
+  if (known)
+    throw new CofferError('VaultAlreadyExists', `${where} is already registered as vault '${known.name}'`, {
+      vault: known.name,
+      path: where,
+    });
+  const repo = await Repository.open(openBackend(where), app.password());
+  const snapshots = await repo.listSnapshots();
+  const vault = await app.store.createVault({ name, location: where, repositoryId: repo.id });
+  const out: VaultImport = { vault, items: [], pointsAdded: 0, pointsKnown: 0, skipped: [] };
+  const items = new Map<string, Item | null>();
+  for (const s of [...snapshots].sort((a, b) => a.time.localeCompare(b.time))) {
+    const itemId = s.tags.item;
+    const itemName = s.tags.itemName ?? itemId;
+    if (!itemId || !itemName) {
+      out.skipped.push(`snapshot ${s.id.slice(0, 16)} names no coffer item (tags missing)`);
+      continue;
+    }
+    if (!items.has(itemId)) {
+      try {
+        const { item, created } = await app.store.importItem({
+          id: itemId,
+          name: itemName,
+          vaultId: vault.id,
+          sourcePath: s.sourcePath,
+        });
+        items.set(itemId, item);
+        out.items.push({ name: item.name, id: item.id, created });
+      } catch (err) {
+        if (!(err instanceof CofferError)) throw err;
+        items.set(itemId, null);
+        out.skipped.push(err.message);
+      }
+    }
+    const item = items.get(itemId);
+    if (!item) continue;
+    const stats = s.summary;
+    const added = await app.store.importPoint({
+      id: s.id,
+      itemId: item.id,
+      vaultId: vault.id,
+      jobId: s.tags.job ?? 'imported',
+      parentId: s.parentSnapshotId,
+      sourcePath: s.sourcePath,
+      files: stats.filesNew + stats.filesChanged + stats.filesUnmodified,
+      bytesScanned: stats.bytesScanned,
+      bytesNew: stats.bytesNew,
+      bytesStored: stats.bytesStored,
+      snapshotTime: Date.parse(s.time),
+    });
+    if (added) out.pointsAdded++;
+    else out.pointsKnown++;
+  }
+  return out;
+}

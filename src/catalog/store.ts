@@ -26,6 +26,7 @@ import type {
   HeartbeatResult,
   JobStore,
   Lease,
+  RecoveryPointDraft,
 } from '../jobs/ports.js';
 import { isUniqueViolation, violatedConstraint, type Catalog } from './connect.js';
 import type { Database, JobTable, RecoveryPointTable } from './schema.js';
@@ -203,6 +204,68 @@ export class CatalogStore implements JobStore {
       );
     }
     return toItem(row);
+  }
+
+  /**
+   * Re-creates an item under its original id, as found in a vault's snapshots: the item id is
+   * the stable identity the exclusivity rule keys on, so it must survive a lost catalog.
+   */
+  async importItem(i: {
+    id: string;
+    name: string;
+    vaultId: string;
+    sourcePath: string;
+  }): Promise<{ item: Item; created: boolean }> {
+    const existing = await this.db.selectFrom('items').selectAll().where('id', '=', i.id).executeTakeFirst();
+    if (existing) return { item: toItem(existing), created: false };
+    const now = this.clock.now();
+    const row = {
+      id: i.id,
+      name: i.name,
+      vault_id: i.vaultId,
+      source_path: i.sourcePath,
+      policy_id: null,
+      previous_vault_id: null,
+      created_at: now,
+      updated_at: now,
+    };
+    try {
+      await this.db.insertInto('items').values(row).execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      throw new CofferError(
+        'ItemAlreadyProtected',
+        `cannot re-create item '${i.name}' (${i.id}): its name or directory ${i.sourcePath} is already protected by another item`,
+        {
+          item: i.name,
+          path: i.sourcePath,
+        },
+      );
+    }
+    return { item: toItem(row), created: true };
+  }
+
+  /** Records a recovery point found in storage; a point the catalog already knows is left alone. */
+  async importPoint(p: RecoveryPointDraft & { jobId: string }): Promise<boolean> {
+    const res = await this.db
+      .insertInto('recovery_points')
+      .values({
+        id: p.id,
+        item_id: p.itemId,
+        vault_id: p.vaultId,
+        job_id: p.jobId,
+        parent_id: p.parentId,
+        source_path: p.sourcePath,
+        files: p.files,
+        bytes_scanned: p.bytesScanned,
+        bytes_new: p.bytesNew,
+        bytes_stored: p.bytesStored,
+        snapshot_time: p.snapshotTime,
+        created_at: this.clock.now(),
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0) > 0;
   }
 
   /** Finds an item by name or id. */

@@ -77,6 +77,26 @@ for (const dialect of await dialects()) {
       await w.ok(['check', 'alpha', '--read-data']);
     });
 
+    test('with the catalog lost, the vault directory alone lists and restores its points', async () => {
+      const fresh = { COFFER_HOME: join(w.root, 'new-home'), COFFER_DATABASE_URL: '' };
+      const imported = json<{ items: { name: string; created: boolean }[]; pointsAdded: number }>(
+        await w.ok(['vault', 'import', 'recovered', '--path', join(w.root, 'vault-alpha'), '--json'], fresh),
+      );
+      assert.deepEqual(
+        imported.items.map((i) => [i.name, i.created]),
+        [['docs', true]],
+      );
+      assert.equal(imported.pointsAdded, 2);
+      const points = json<{ vaultName: string }[]>(await w.ok(['point', 'list', 'docs', '--json'], fresh));
+      assert.equal(points.length, 2);
+      const target = join(w.root, 'restored-from-storage');
+      await w.ok(['restore', 'docs', '--target', target], fresh);
+      await exec('diff', ['-r', '--no-dereference', join(w.root, 'docs'), target]);
+      const again = await w.run(['vault', 'import', 'again', '--path', join(w.root, 'vault-alpha')], fresh);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /VaultAlreadyExists/);
+    });
+
     test('a wrong password is VaultPasswordInvalid; a missing one is PasswordRequired', async () => {
       const wrong = await w.run(['check', 'alpha'], { COFFER_PASSWORD: 'not the password' });
       assert.equal(wrong.code, 1);

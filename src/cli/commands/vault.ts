@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createVault } from '../../app/vaults.js';
+import { createVault, importVault } from '../../app/vaults.js';
 import { formatTime, printJson, table } from '../format.js';
 import { withApp } from '../session.js';
 
@@ -19,6 +19,28 @@ export function registerVaultCommands(program: Command): void {
         const v = await createVault(app, name, opts.path);
         if (opts.json) printJson(v);
         else process.stdout.write(`created vault '${v.name}' (${v.id}) at ${v.location}\n`);
+      });
+    });
+
+  vault
+    .command('import')
+    .description(
+      'register an existing vault directory and rebuild its items and recovery points from storage (after losing the catalog)',
+    )
+    .argument('<name>', 'vault name in this catalog')
+    .requiredOption('--path <dir>', 'directory that holds the vault repository')
+    .option('--json', 'print what was imported as JSON')
+    .action(async (name: string, opts: { path: string; json?: boolean }) => {
+      await withApp(opts.json, async (app) => {
+        const r = await importVault(app, name, opts.path);
+        if (opts.json) return printJson(r);
+        process.stdout.write(`imported vault '${r.vault.name}' (${r.vault.id}) from ${r.vault.location}\n`);
+        for (const i of r.items)
+          process.stdout.write(
+            `  item '${i.name}' (${i.id})${i.created ? ' re-created' : ' already known'}\n`,
+          );
+        process.stdout.write(`  ${r.pointsAdded} recovery point(s) added, ${r.pointsKnown} already known\n`);
+        for (const s of r.skipped) process.stdout.write(`  skipped: ${s}\n`);
       });
     });
 
