@@ -18,11 +18,12 @@ export function createProgressView(label: string, stream: NodeJS.WriteStream = p
 
 function describe(p: JobProgress): Record<string, string> {
   return {
-    done: formatBytes(p.bytesDone),
-    total: p.bytesTotal === null ? '?' : formatBytes(p.bytesTotal),
+    // Not `total`/`eta`: cli-progress reserves those names for its own counters.
+    sizeDone: formatBytes(p.bytesDone),
+    sizeTotal: p.bytesTotal === null ? '?' : formatBytes(p.bytesTotal),
     files: p.filesTotal === null ? `${p.filesDone}` : `${p.filesDone}/${p.filesTotal}`,
     added: formatBytes(p.bytesNew),
-    eta: p.etaSeconds === null ? '-' : formatDuration(p.etaSeconds * 1000),
+    timeLeft: p.etaSeconds === null ? '-' : formatDuration(p.etaSeconds * 1000),
   };
 }
 
@@ -34,7 +35,7 @@ class BarView implements ProgressView {
     this.bar = new cliProgress.SingleBar(
       {
         stream,
-        format: `${label} [{bar}] {percentage}% | {done}/{total} | {files} files | new {added} | ETA {eta}`,
+        format: `${label} [{bar}] {percentage}% | {sizeDone}/{sizeTotal} | {files} files | new {added} | ETA {timeLeft}`,
         hideCursor: true,
         clearOnComplete: false,
         fps: 5,
@@ -78,7 +79,7 @@ class LineView implements ProgressView {
     const d = describe(p);
     const pct = progressPercent(p);
     this.stream.write(
-      `${this.label}: ${pct === null ? '' : `${pct}% `}${d.done}/${d.total}, ${d.files} files, new ${d.added}, ETA ${d.eta}\n`,
+      `${this.label}: ${pct === null ? '' : `${pct}% `}${d.sizeDone}/${d.sizeTotal}, ${d.files} files, new ${d.added}, ETA ${d.timeLeft}\n`,
     );
   }
 

@@ -74,13 +74,13 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
       'coffer refused to start a backup because another backup or delete-data job for the same protected item is still active (queued, in progress or cancelling), possibly in a different vault.',
     recommendedSteps: [
       "Look at the item's backup jobs in the vault that holds the blocking job: `coffer job list --vault {blockingJob.vaultName,vault|VAULT} --item {blockingJob.itemName,item|ITEM} --state in_progress` (a queued or cancelling job blocks too: use `--state queued` or `--state cancelling`).",
-      'To let it finish, follow it with `coffer job show {blockingJob.id,jobId|JOB_ID}`: it shows progress, the estimated time left and the lease expiry. Retry once it has ended.',
+      'To let it finish, follow it with `coffer job show {blockingJob.id,jobId|JOB_ID} --follow`: it shows progress, the estimated time left and the lease expiry, and returns when the job has ended. Retry then.',
       'If the running job is no longer wanted, cancel it and wait until its worker has stopped: `coffer job cancel {blockingJob.id,jobId|JOB_ID} --wait`.',
       'If the item was moved with `coffer item move`, the blocking job may still run in its old vault (here: {blockingJob.vaultName|the vault named in the job}). The rule spans all vaults, so list without a vault filter: `coffer job list --item {blockingJob.itemName,item|ITEM} --state in_progress`.',
       'If the job makes no progress and its lease expiry is in the past, its worker has died: free the item at once with `coffer job release {blockingJob.id,jobId|JOB_ID}` (it ends as WorkerLost). Use `--force` only when you are sure the worker is gone, because it fences a live worker.',
       'Then retry: `coffer backup {blockingJob.itemName,item|ITEM}`. In scripts, exit code 75 means "refused, try again later": retry with a backoff instead of treating it as a failure.',
     ],
-    docs: [doc.oneAtATime, doc.movedItems, doc.release, doc.exit75, doc.overlap],
+    docs: [doc.oneAtATime, doc.movedItems, doc.release, doc.exit75, doc.idempotency],
     httpStatus: 409,
     exitCode: 75,
     retryable: true,
@@ -88,12 +88,12 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
   WorkerLost: {
     title: 'The worker running this job stopped responding',
     description:
-      'The worker holding this job stopped renewing its lease (it crashed, was killed or lost its connection to the catalog), so when the lease expired coffer failed the job and freed the item.',
+      'The worker holding this job stopped renewing its lease (it crashed, was killed or lost its connection to the catalog), so when the lease expired (or an operator released the job) coffer failed the job and freed the item.',
     recommendedSteps: [
       'See what the job had done and which worker held it: `coffer job show {jobId,blockingJob.id|JOB_ID}`.',
       'Check the host and logs of {workerId,blockingJob.workerId|the worker named in the job}: a killed process, a reboot, running out of memory or a network cut to the catalog database are the usual causes.',
       'Nothing from the lost run was committed and the item is free again. Start a new run with `coffer job retry {jobId,blockingJob.id|JOB_ID}`.',
-      'If it happens repeatedly, run `coffer insights` to see whether one worker or item keeps failing. A worker that pauses longer than COFFER_LEASE_SECONDS (default 30) loses its lease: raise it if your workers stall for long (suspended VMs, overloaded hosts).',
+      'If it happens repeatedly, list recent failures with `coffer job list --state failed --since 7d` and compare the workers named by `coffer job show` to see whether one worker or item keeps failing. A worker that pauses longer than COFFER_LEASE_SECONDS (default 30) loses its lease: raise it on every process if your workers stall for long (suspended VMs, overloaded hosts).',
     ],
     docs: [doc.leases, doc.release, doc.jobStates],
     httpStatus: 503,
@@ -103,24 +103,27 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
   JobCancelled: {
     title: 'The job was cancelled',
     description:
-      'The job stopped because it was cancelled (with `coffer job cancel`, Ctrl-C on a foreground run, or a schedule using the cancel-running overlap policy) and it committed nothing.',
+      'The job stopped because it was cancelled (with `coffer job cancel`, with Ctrl-C on a foreground run, or with `coffer job release` before it started or while it was cancelling) and it committed nothing.',
     recommendedSteps: [
       'See when it was cancelled and what triggered it: `coffer job show {jobId|JOB_ID}`.',
-      'If a schedule with `--on-overlap cancel-running` cancelled it, a newer scheduled run replaced it and nothing else is needed: check with `coffer job list --item {item|ITEM}`.',
+      'Check whether a newer run of the item has already been started: `coffer job list --item {item|ITEM}`.',
       'To run it again, start a new job for the same item: `coffer job retry {jobId|JOB_ID}`.',
     ],
-    docs: [doc.jobStates, doc.overlap],
+    docs: [doc.jobStates],
     httpStatus: 409,
     exitCode: 1,
     retryable: false,
   },
   VaultNotFound: {
     title: 'No such vault',
-    description: 'The vault named in the request does not exist in this catalog.',
+    description:
+      'The vault named in the request does not exist in this catalog, or its storage location holds no vault repository.',
     recommendedSteps: [
       'List the vaults this catalog knows: `coffer vault list`, and check the spelling of {vault|the vault name}.',
       'If the vault should exist, make sure you are using the right catalog: COFFER_HOME (default ~/.coffer) or COFFER_DATABASE_URL must point at the installation that created it.',
-      'To create it: `coffer vault create {vault|VAULT} --path DIR`.',
+      'If the message says there is no vault at a path, the catalog knows the vault but its storage is missing there: check that the volume holding it is mounted at that path and was not moved or emptied.',
+      'If the catalog was lost but the vault storage survives, do not create a new vault over it: register it again as described in "Restoring from storage alone".',
+      'To create a new vault in an empty directory: `coffer vault create {vault|VAULT} --path DIR`.',
     ],
     docs: [doc.catalog, doc.storageAlone],
     httpStatus: 404,
@@ -130,13 +133,14 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
   VaultAlreadyExists: {
     title: 'A vault with this name already exists',
     description:
-      'A vault cannot be created because the name, or the storage path, is already in use by another vault.',
+      'A vault cannot be created because the name is already in use in this catalog, or the storage path already holds a vault repository.',
     recommendedSteps: [
-      'See the existing vaults and their paths: `coffer vault list`.',
+      'See the existing vaults: `coffer vault list`.',
       'If that vault is the one you meant, use it as it is, for example `coffer item add NAME --vault {vault|VAULT} --path DIR`.',
+      'If the storage path ({path|the path in the message}) holds a vault that this catalog does not list (for example after the catalog was lost), never create a new vault over it: register it as described in "Restoring from storage alone".',
       'Otherwise choose a different name and an empty directory: `coffer vault create NEW_NAME --path NEW_DIR`.',
     ],
-    docs: [doc.catalog],
+    docs: [doc.catalog, doc.storageAlone],
     httpStatus: 409,
     exitCode: 1,
     retryable: false,
@@ -172,9 +176,9 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     title: 'Wrong vault password',
     description: "The password given could not decrypt the vault's key, so the vault cannot be opened.",
     recommendedSteps: [
-      'Check which password coffer used: COFFER_PASSWORD if it is set, otherwise the file given with `--password-file` (look for a stale variable in the environment, or stray spaces in the file).',
+      'Check which password coffer used: the file given with `--password-file` if there is one, otherwise COFFER_PASSWORD (look for stray spaces or a second line in the file, or a stale variable in the environment).',
       'Make sure the password belongs to {vault|this vault}: each vault has its own password, set by `coffer vault create`.',
-      'Try again with the correct password, for example `COFFER_PASSWORD=... coffer check {vault|VAULT}` or `coffer check {vault|VAULT} --password-file FILE`.',
+      'Try again with the correct password, for example `COFFER_PASSWORD=... coffer check {vault|VAULT}`; `--password-file FILE` is a global option and goes before the subcommand (coffer --password-file FILE check {vault|VAULT}).',
       'If the password is lost, the data cannot be decrypted by anyone: restore it from the copy you keep outside the vault.',
     ],
     docs: [doc.passwords, doc.passwordCopy],
@@ -189,8 +193,8 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     description: 'The operation needs the vault password, and none was given.',
     recommendedSteps: [
       'Pass the password in the environment: `export COFFER_PASSWORD=...` (keep it out of shell history, for example with `read -rs COFFER_PASSWORD`).',
-      'Or keep it in a file readable only by the coffer user (`chmod 600`) and pass `--password-file FILE`.',
-      'For `coffer serve` and `coffer worker`, set it in the service environment so scheduled backups can open {vault|the vault}.',
+      'Or keep it in a file readable only by the coffer user (`chmod 600`) and pass it with the global option `--password-file FILE`, placed before the subcommand (coffer --password-file FILE backup ITEM). If the message names a password file, check that it exists, is readable by this user and is not empty.',
+      'For `coffer worker`, which runs detached jobs, give it the password the same way (in the service environment or with `--password-file`) so its jobs can open {vault|the vault}.',
     ],
     docs: [doc.passwords],
     httpStatus: 400,
@@ -200,14 +204,14 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
   RepositoryCorrupt: {
     title: 'The vault repository is damaged',
     description:
-      'Data read from the vault storage failed verification: an object is missing, truncated or does not authenticate.',
+      'Data read from the vault storage failed verification: an object is missing, truncated, malformed or does not authenticate.',
     recommendedSteps: [
-      'Stop writing to the vault: do not start new backups or prunes of {vault|it} until it has been checked.',
+      'Stop writing to the vault: do not start new backups into {vault|it} until it has been checked.',
       'Find the extent of the damage: `coffer check {vault|VAULT} --read-data` reads and authenticates every blob and names what is broken.',
       'Look for the cause on the storage side ({path|the vault directory}): disk errors in the system log, a full or remounted file system, files changed by other tools or by a sync service.',
       'Restore what you need from a recovery point that `coffer check` reports as intact (`coffer point list ITEM`, then `coffer restore ITEM --target DIR --point ID`), and keep a second copy of important vaults.',
     ],
-    docs: [doc.verify, doc.verifyRestore, doc.storageAlone],
+    docs: [doc.verify, doc.verifyRestore, doc.insideTarget, doc.storageAlone],
     // The storage backend (the upstream of this service) returned bad data: 502, since 500 is
     // kept for coffer's own bugs.
     httpStatus: 502,
@@ -220,7 +224,7 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
       'Writing to the vault storage failed because the medium is out of space, and the job committed nothing.',
     recommendedSteps: [
       'Free or add space where {vault|the vault} is stored ({path|its storage directory}), for example by growing the volume.',
-      'Review retention: a policy that keeps fewer points (`coffer policy create NAME --schedule CRON --keep-daily N ...`) lets the next prune free space; deduplicated data is only freed when no recovery point uses it.',
+      'Retention and pruning are planned but not available yet, so a vault only grows. If the volume cannot grow, create a new vault on a larger medium (`coffer vault create NEW_VAULT --path NEW_DIR`) and move items to it with `coffer item move ITEM --vault NEW_VAULT`; the old vault keeps its recovery points for restores.',
       'Then check the vault is sound and start the job again: `coffer check {vault|VAULT}`, then `coffer job retry {jobId|JOB_ID}`.',
     ],
     docs: [doc.space, doc.verify],
@@ -234,8 +238,8 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
       'coffer could not read the protected data source: the path is missing, is not a directory, or the service lacks permission to read it.',
     recommendedSteps: [
       'Check that {path|the source path} exists on the host that runs the backup, and that the file system is mounted.',
-      'Check that the user running `coffer serve` or `coffer worker` can read every file and list every directory below it (for example `sudo -u COFFER_USER ls -R {path|PATH}`).',
-      'If the item points at the wrong path (see `coffer item list`), correct it; then run `coffer backup {item|ITEM}`.',
+      'Check that the user running the backup (the one running `coffer backup` in the foreground, or `coffer worker` for detached jobs) can read every file and list every directory below it (for example `sudo -u COFFER_USER ls -R {path|PATH}`).',
+      "Compare with the path the item protects (`coffer item list`). An item's path cannot be changed yet: make the directory available at that path again, or protect the right directory as a new item with `coffer item add NEW_NAME --vault VAULT --path DIR`. Then run `coffer backup {item|ITEM}`.",
     ],
     docs: [doc.sourceAccess],
     httpStatus: 422,
@@ -248,7 +252,7 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
       'The command or request is malformed: an argument or field is missing, unknown, or has an invalid value.',
     recommendedSteps: [
       'Check the value of {field|the field named in the message}: the message says what is expected.',
-      'See the accepted arguments with `coffer COMMAND --help` (for example `coffer job list --help`); for the HTTP API, see the OpenAPI document at /openapi.json.',
+      'See the accepted arguments with `coffer COMMAND --help` (for example `coffer job list --help`). Global options such as `--password-file` go before the subcommand.',
       'Correct the request and send it again.',
     ],
     docs: [doc.errorIndex],
@@ -286,7 +290,7 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
       'Only failed, cancelled, skipped or completed-with-warnings jobs can be retried, and this job is still active or completed cleanly.',
     recommendedSteps: [
       'See its state: `coffer job show {jobId|JOB_ID}`.',
-      'If it is still queued, in progress or cancelling, wait for it to end with `coffer job show {jobId|JOB_ID}`, or cancel it with `coffer job cancel {jobId|JOB_ID} --wait`, then retry.',
+      'If it is still queued, in progress or cancelling, wait for it to end with `coffer job show {jobId|JOB_ID} --follow`, or cancel it with `coffer job cancel {jobId|JOB_ID} --wait`, then retry.',
       'If it completed cleanly, start a fresh backup instead: `coffer backup {item|ITEM}`.',
     ],
     docs: [doc.jobStates],
@@ -325,8 +329,9 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     title: 'No such recovery point',
     description: 'The recovery point named in the request does not exist for this item.',
     recommendedSteps: [
-      'List the recovery points of the item: `coffer point list {item|ITEM}`.',
-      'Retention may have pruned older points; pick one from the list and run `coffer restore {item|ITEM} --target DIR --point ID`, or omit `--point` for the latest.',
+      'List the recovery points of the item, in every vault it has been in: `coffer point list {item|ITEM}`. If there are none yet, run a backup first: `coffer backup {item|ITEM}`.',
+      'Pick one from the list and run `coffer restore {item|ITEM} --target DIR --point ID` (a unique prefix of the id is enough), or omit `--point` for the latest.',
+      'If the point is listed but the message says it is not in the vault, its snapshot is missing from the vault storage: run `coffer check {vault|VAULT}`.',
     ],
     docs: [doc.choosePoint],
     httpStatus: 404,
@@ -336,10 +341,10 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
   RestoreTargetInvalid: {
     title: 'Unsafe restore target',
     description:
-      'The restore was refused because the target directory is not safe to write to, or the recovery point names a path outside the target.',
+      'The restore was refused because the target cannot be used: it is not a directory or cannot be created, or an entry already in it is in the way (a directory where the point has a file, or a non-directory such as a symlink where the point has a directory).',
     recommendedSteps: [
       'Restore into a new, empty directory: `coffer restore {item|ITEM} --target NEW_DIR`, then move files into place yourself.',
-      'If the message names a path outside the target ({path|the path in the message}), the recovery point contains a hostile or damaged entry: run `coffer check {vault|VAULT} --read-data` before trusting it.',
+      'If the message names an entry in the target ({path|the path in the message}), move that entry out of the way or choose another target, and check that the restoring user may write there.',
     ],
     docs: [doc.emptyTarget, doc.insideTarget],
     httpStatus: 422,
@@ -365,7 +370,7 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     title: 'Internal error',
     description: 'coffer hit an unexpected condition it has no specific error for; this is a bug.',
     recommendedSteps: [
-      'Run the command again; if it fails the same way, keep the full output and the server log.',
+      'Run the command again; if it fails the same way, keep the full output and, for a detached job, the log of the `coffer worker` that ran it.',
       'Verify that your vaults are intact: `coffer check {vault|VAULT}`.',
       'Report the bug with the output, the coffer version and the steps that led to it.',
     ],

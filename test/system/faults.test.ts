@@ -56,7 +56,7 @@ for (const dialect of await dialects()) {
       w = await createWorld(dialect, { COFFER_LEASE_SECONDS: String(LEASE_SECONDS) });
       vaultDir = join(w.root, 'vault');
       await w.ok(['vault', 'create', 'main', '--path', vaultDir]);
-      for (const name of ['killed', 'stopped', 'cancelled']) {
+      for (const name of ['killed', 'stopped', 'cancelled', 'interrupted']) {
         await makeRandomTree(join(w.root, name), 24, 1024 * 1024);
         await w.ok(['item', 'add', name, '--vault', 'main', '--path', join(w.root, name)]);
       }
@@ -140,6 +140,21 @@ for (const dialect of await dialects()) {
       const retried = JSON.parse(retry.stdout) as { trigger: string; state: string };
       assert.equal(retried.trigger, `retry of ${job.id}`);
       assert.equal(retried.state, 'completed');
+    });
+
+    test('Ctrl-C on a foreground backup cancels it through the catalog and commits nothing', async () => {
+      const child = startCoffer(['backup', 'interrupted', ...SLOW], w.env);
+      const exited = collect(child);
+      const job = await runningJob(w, 'interrupted');
+      child.kill('SIGINT');
+      const r = await exited;
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /cancelling job/);
+      assert.match(r.stderr, /JobCancelled/);
+      const ended = await w.store.getJob(job.id);
+      assert.equal(ended.state, 'cancelled');
+      assert.equal(ended.recoveryPointId, null);
+      assert.equal((await w.store.listPoints(ended.itemId!)).length, 0);
     });
   });
 }
