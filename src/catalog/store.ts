@@ -61,18 +61,8 @@ export interface ItemSummary extends Item {
   lastPoint: { id: string; snapshotTime: number } | null;
 }
 
-export interface RecoveryPoint {
-  id: string;
-  itemId: string;
-  vaultId: string;
+export interface RecoveryPoint extends RecoveryPointDraft {
   jobId: string;
-  parentId: string | null;
-  sourcePath: string;
-  files: number;
-  bytesScanned: number;
-  bytesNew: number;
-  bytesStored: number;
-  snapshotTime: number;
   createdAt: number;
 }
 
@@ -249,20 +239,7 @@ export class CatalogStore implements JobStore {
   async importPoint(p: RecoveryPointDraft & { jobId: string }): Promise<boolean> {
     const res = await this.db
       .insertInto('recovery_points')
-      .values({
-        id: p.id,
-        item_id: p.itemId,
-        vault_id: p.vaultId,
-        job_id: p.jobId,
-        parent_id: p.parentId,
-        source_path: p.sourcePath,
-        files: p.files,
-        bytes_scanned: p.bytesScanned,
-        bytes_new: p.bytesNew,
-        bytes_stored: p.bytesStored,
-        snapshot_time: p.snapshotTime,
-        created_at: this.clock.now(),
-      })
+      .values(pointRow(p, p.jobId, this.clock.now()))
       .onConflict((oc) => oc.column('id').doNothing())
       .executeTakeFirst();
     return Number(res.numInsertedOrUpdatedRows ?? 0) > 0;
@@ -554,20 +531,7 @@ export class CatalogStore implements JobStore {
         const p = req.recoveryPoint!;
         await trx
           .insertInto('recovery_points')
-          .values({
-            id: p.id,
-            item_id: p.itemId,
-            vault_id: p.vaultId,
-            job_id: lease.jobId,
-            parent_id: p.parentId,
-            source_path: p.sourcePath,
-            files: p.files,
-            bytes_scanned: p.bytesScanned,
-            bytes_new: p.bytesNew,
-            bytes_stored: p.bytesStored,
-            snapshot_time: p.snapshotTime,
-            created_at: now,
-          })
+          .values(pointRow(p, lease.jobId, now))
           .execute();
       }
       await addEvent(
@@ -836,6 +800,23 @@ async function addEvent(
 function describeAdmission(req: AdmissionRequest): string {
   const by = req.requestedBy ? ` by ${req.requestedBy}` : '';
   return req.trigger === 'retry' ? `retry of ${req.retryOf}${by}` : `${req.trigger}${by}`;
+}
+
+function pointRow(p: RecoveryPointDraft, jobId: string, now: number): RecoveryPointTable {
+  return {
+    id: p.id,
+    item_id: p.itemId,
+    vault_id: p.vaultId,
+    job_id: jobId,
+    parent_id: p.parentId,
+    source_path: p.sourcePath,
+    files: p.files,
+    bytes_scanned: p.bytesScanned,
+    bytes_new: p.bytesNew,
+    bytes_stored: p.bytesStored,
+    snapshot_time: p.snapshotTime,
+    created_at: now,
+  };
 }
 
 function progressColumns(p: JobProgress): Updateable<JobTable> {

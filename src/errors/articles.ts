@@ -131,7 +131,7 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     retryable: false,
   },
   VaultAlreadyExists: {
-    title: 'A vault with this name already exists',
+    title: 'The vault name or storage path is already in use',
     description:
       'A vault cannot be created because the name is already in use in this catalog, or the storage path already holds a vault repository.',
     recommendedSteps: [
@@ -190,7 +190,8 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
   },
   PasswordRequired: {
     title: 'A vault password is required',
-    description: 'The operation needs the vault password, and none was given.',
+    description:
+      'The operation needs the vault password, and none was given, or the password file given cannot be read or is empty.',
     recommendedSteps: [
       'Pass the password in the environment: `export COFFER_PASSWORD=...` (keep it out of shell history, for example with `read -rs COFFER_PASSWORD`).',
       'Or keep it in a file readable only by the coffer user (`chmod 600`) and pass it with the global option `--password-file FILE`, placed before the subcommand (coffer --password-file FILE backup ITEM). If the message names a password file, check that it exists, is readable by this user and is not empty.',

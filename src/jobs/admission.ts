@@ -3,24 +3,11 @@
  * active exclusive job, this builds the error that names the blocking job and what to do.
  */
 import { CofferError } from '../errors/coffer-error.js';
+import type { BlockingJob } from '../errors/render.js';
 import { describeTrigger, progressPercent, type Job } from './job.js';
 
-export interface BlockingJobView {
-  id: string;
-  operation: string;
-  vaultId: string;
-  vaultName: string;
-  itemId: string;
-  itemName: string;
-  state: string;
-  createdAt: string;
-  startedAt: string | null;
-  progressPercent: number | null;
-  trigger: string;
-  leaseExpiresAt: string | null;
-  workerId: string | null;
-  etaSeconds: number | null;
-}
+/** The blocking job as the refusal carries it; the renderers in errors/ define its shape. */
+export type BlockingJobView = BlockingJob;
 
 export function blockingJobView(job: Job, names: { vaultName: string; itemName: string }): BlockingJobView {
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
