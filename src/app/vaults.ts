@@ -19,7 +19,12 @@ export function validateName(kind: 'vault' | 'item', name: string): void {
   }
 }
 
-export async function createVault(app: AppContext, name: string, location: string): Promise<Vault> {
+export async function createVault(
+  app: AppContext,
+  name: string,
+  location: string,
+  actor: string,
+): Promise<Vault> {
   validateName('vault', name);
   // Refuse a duplicate name before touching storage, so no orphan repository is created.
   const existing = await app.store.getVault(name).catch(() => null);
@@ -27,7 +32,9 @@ export async function createVault(app: AppContext, name: string, location: strin
     throw new CofferError('VaultAlreadyExists', `a vault named '${name}' already exists`, { vault: name });
   const where = /^[a-z0-9]+:\/\//i.test(location) ? location : resolve(location);
   const repo = await Repository.init(openBackend(where), app.password());
-  return app.store.createVault({ name, location: where, repositoryId: repo.id });
+  const vault = await app.store.createVault({ name, location: where, repositoryId: repo.id });
+  await app.store.audit(actor, 'vault.create', vault.id, { name, location: where });
+  return vault;
 }
 
 export async function openVaultRepository(app: AppContext, vault: Vault): Promise<Repository> {
@@ -37,6 +44,7 @@ export async function openVaultRepository(app: AppContext, vault: Vault): Promis
 export async function addItem(
   app: AppContext,
   opts: { name: string; vaultRef: string; path: string; policyId?: string | null },
+  actor: string,
 ): Promise<Item> {
   validateName('item', opts.name);
   const vault = await app.store.getVault(opts.vaultRef);
@@ -68,11 +76,14 @@ export async function moveItem(
   app: AppContext,
   itemRef: string,
   vaultRef: string,
+  actor: string,
 ): Promise<{ item: Item; from: Vault; to: Vault }> {
   const item = await app.store.getItem(itemRef);
   const to = await app.store.getVault(vaultRef);
   const from = await app.store.getVault(item.vaultId);
-  return { item: await app.store.moveItem(item.id, to.id), from, to };
+  const moved = await app.store.moveItem(item.id, to.id);
+  await app.store.audit(actor, 'item.move', item.id, { from: from.name, to: to.name });
+  return { item: moved, from, to };
 }
 
 export interface VaultImport {
@@ -88,7 +99,12 @@ export interface VaultImport {
  * points from the snapshots in storage: the way back when the catalog is lost (SPEC §5: a
  * vault's storage alone is enough to list and restore its recovery points).
  */
-export async function importVault(app: AppContext, name: string, location: string): Promise<VaultImport> {
+export async function importVault(
+  app: AppContext,
+  name: string,
+  location: string,
+  actor: string,
+): Promise<VaultImport> {
   validateName('vault', name);
   const where = /^[a-z0-9]+:\/\//i.test(location) ? location : resolve(location);
   const known = (await app.store.listVaults()).find((v) => v.location === where);
@@ -100,6 +116,7 @@ export async function importVault(app: AppContext, name: string, location: strin
   const repo = await Repository.open(openBackend(where), app.password());
   const snapshots = await repo.listSnapshots();
   const vault = await app.store.createVault({ name, location: where, repositoryId: repo.id });
+  await app.store.audit(actor, 'vault.import', vault.id, { name, location: where });
   const out: VaultImport = { vault, items: [], pointsAdded: 0, pointsKnown: 0, skipped: [] };
   const items = new Map<string, Item | null>();
   for (const s of [...snapshots].sort((a, b) => a.time.localeCompare(b.time))) {

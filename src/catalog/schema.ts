@@ -83,6 +83,27 @@ export interface JobEventTable {
   message: string | null;
 }
 
+export interface ApiTokenTable {
+  id: string;
+  name: string;
+  role: string;
+  /** SHA-256 of the token: tokens are random, so a fast hash is enough and the token is never stored. */
+  token_hash: string;
+  created_at: number;
+  created_by: string;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface AuditLogTable {
+  id: string;
+  at: number;
+  actor: string;
+  action: string;
+  target: string;
+  detail: string;
+}
+
 export interface SchemaMigrationTable {
   name: string;
   applied_at: number;
@@ -94,5 +115,7 @@ export interface Database {
   jobs: JobTable;
   recovery_points: RecoveryPointTable;
   job_events: JobEventTable;
+  api_tokens: ApiTokenTable;
+  audit_log: AuditLogTable;
   schema_migrations: SchemaMigrationTable;
 }

@@ -4,6 +4,7 @@
  * and fencing are decided here inside single transactions, never by check-then-insert.
  */
 import { type Kysely, type Selectable, type Updateable } from 'kysely';
+import type { Role } from '../access/roles.js';
 import { CofferError } from '../errors/coffer-error.js';
 import { backupInProgressError, blockingJobView } from '../jobs/admission.js';
 import type { Clock } from '../jobs/clock.js';
@@ -70,6 +71,24 @@ export interface JobEvent {
   at: number;
   state: string;
   message: string | null;
+}
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  role: Role;
+  createdAt: number;
+  createdBy: string;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+export interface AuditEntry {
+  at: number;
+  actor: string;
+  action: string;
+  target: string;
+  detail: Record<string, unknown>;
 }
 
 export interface JobFilter {
@@ -704,6 +723,117 @@ export class CatalogStore implements JobStore {
     return reaped.length;
   }
 
+  // ---------------------------------------------------------------- access
+
+  async createToken(t: {
+    name: string;
+    role: Role;
+    tokenHash: string;
+    createdBy: string;
+  }): Promise<ApiToken> {
+    const row = {
+      id: newId('t'),
+      name: t.name,
+      role: t.role,
+      token_hash: t.tokenHash,
+      created_at: this.clock.now(),
+      created_by: t.createdBy,
+      last_used_at: null,
+      revoked_at: null,
+    };
+    try {
+      await this.db.insertInto('api_tokens').values(row).execute();
+    } catch (err) {
+      if (isUniqueViolation(err))
+        throw new CofferError('InvalidRequest', `a token named '${t.name}' already exists`, {
+          field: 'name',
+        });
+      throw err;
+    }
+    return toToken(row);
+  }
+
+  async listTokens(): Promise<ApiToken[]> {
+    return (await this.db.selectFrom('api_tokens').selectAll().orderBy('name').execute()).map(toToken);
+  }
+
+  async countActiveTokens(): Promise<number> {
+    const r = await this.db
+      .selectFrom('api_tokens')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('revoked_at', 'is', null)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  /** The live token with this hash; records when it was last used (at most once a minute). */
+  async findToken(tokenHash: string): Promise<ApiToken | null> {
+    const row = await this.db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('token_hash', '=', tokenHash)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) return null;
+    const now = this.clock.now();
+    if (row.last_used_at === null || now - row.last_used_at > 60_000) {
+      await this.db.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', row.id).execute();
+    }
+    return toToken(row);
+  }
+
+  async revokeToken(ref: string): Promise<ApiToken> {
+    const now = this.clock.now();
+    const row = await this.db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where((eb) => eb.or([eb('name', '=', ref), eb('id', '=', ref)]))
+      .executeTakeFirst();
+    if (!row) throw new CofferError('InvalidRequest', `no API token named '${ref}'`, { field: 'token' });
+    if (row.revoked_at === null)
+      await this.db.updateTable('api_tokens').set({ revoked_at: now }).where('id', '=', row.id).execute();
+    return toToken({ ...row, revoked_at: row.revoked_at ?? now });
+  }
+
+  async audit(
+    actor: string,
+    action: string,
+    target: string,
+    detail: Record<string, unknown> = {},
+  ): Promise<void> {
+    const at = this.clock.now();
+    await this.db
+      .insertInto('audit_log')
+      .values({ id: newId('a', at), at, actor, action, target, detail: JSON.stringify(detail) })
+      .execute();
+  }
+
+  async listAudit(limit: number): Promise<AuditEntry[]> {
+    const rows = await this.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      at: r.at,
+      actor: r.actor,
+      action: r.action,
+      target: r.target,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+    }));
+  }
+
+  /** Job counts by state and operation, for metrics. */
+  async countJobs(): Promise<{ state: string; operation: string; n: number }[]> {
+    const rows = await this.db
+      .selectFrom('jobs')
+      .select(['state', 'operation', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy(['state', 'operation'])
+      .execute();
+    return rows.map((r) => ({ state: r.state, operation: r.operation, n: Number(r.n) }));
+  }
+
   // ---------------------------------------------------------------- reads
 
   async getJob(jobId: string): Promise<Job> {
@@ -829,6 +959,18 @@ function progressColumns(p: JobProgress): Updateable<JobTable> {
     bytes_new: p.bytesNew,
     bytes_stored: p.bytesStored,
     eta_seconds: p.etaSeconds,
+  };
+}
+
+function toToken(r: Selectable<Database['api_tokens']>): ApiToken {
+  return {
+    id: r.id,
+    name: r.name,
+    role: r.role as Role,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    lastUsedAt: r.last_used_at,
+    revokedAt: r.revoked_at,
   };
 }
 

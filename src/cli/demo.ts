@@ -50,10 +50,10 @@ async function demo(keep: boolean): Promise<number> {
 
     step(2, 'Create an encrypted vault and protect the directory');
     say('   $ coffer vault create demo --path <vault dir>');
-    const vault = await createVault(app, 'demo', join(root, 'vault'));
+    const vault = await createVault(app, 'demo', join(root, 'vault'), 'demo');
     say(`   vault '${vault.name}' at ${vault.location}`);
     say('   $ coffer item add projects --vault demo --path <dir>');
-    const item = await addItem(app, { name: 'projects', vaultRef: 'demo', path: source });
+    const item = await addItem(app, { name: 'projects', vaultRef: 'demo', path: source }, 'demo');
 
     step(3, 'Back it up (slowed to 4 MiB/s so the next step can catch it running)');
     say('   $ coffer backup projects --limit-read 4M');

@@ -4,6 +4,7 @@
  * command tree.
  */
 import { Command } from 'commander';
+import { registerAccessCommands } from './commands/access.js';
 import { registerItemCommands } from './commands/item.js';
 import { registerJobCommands } from './commands/job.js';
 import { registerMiscCommands } from './commands/misc.js';
@@ -25,6 +26,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerOperationCommands(program, setExit);
   registerJobCommands(program, setExit);
   registerMiscCommands(program, setExit);
+  registerAccessCommands(program);
   registerDemoCommand(program, setExit);
   // Every subcommand gets the same usage-error behaviour as the root.
   const inherit = (cmd: Command) => {

@@ -51,6 +51,7 @@ const doc = {
   catalog: { title: 'Where the catalog lives', href: `${BEST}#where-the-catalog-lives` },
   sourceAccess: { title: 'Source permissions', href: `${BEST}#source-permissions` },
   jobStates: { title: 'Job states, cancel and retry', href: `${BEST}#job-states-cancel-and-retry` },
+  tokens: { title: 'API tokens and roles', href: `${BEST}#api-tokens-and-roles` },
   progress: { title: 'Watching progress', href: `${PERF}#watching-progress` },
   longBackups: { title: 'Long backups and their schedule', href: `${PERF}#long-backups-and-their-schedule` },
   slow: { title: 'What makes a backup slow', href: `${PERF}#what-makes-a-backup-slow` },
@@ -366,6 +367,32 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     httpStatus: 503,
     exitCode: 1,
     retryable: true,
+  },
+  Unauthenticated: {
+    title: 'An API token is required',
+    description:
+      'The server has API tokens configured and the request carried no valid token, or a revoked one.',
+    recommendedSteps: [
+      'Send the token in the Authorization header: `Authorization: Bearer <token>`.',
+      'If you have no token, ask an administrator to create one for you: `coffer token create --name NAME --role reader` (or operator, admin).',
+      'If the token was revoked, check which tokens are active: `coffer token list`.',
+    ],
+    docs: [doc.tokens],
+    httpStatus: 401,
+    exitCode: 1,
+    retryable: false,
+  },
+  Forbidden: {
+    title: "The token's role does not allow this",
+    description: 'The request was authenticated, but the role of its token does not include this action.',
+    recommendedSteps: [
+      'Readers may only read; operators may also trigger, cancel, retry and release jobs; admins may also change vaults, items and tokens.',
+      'Use a token with the role {requiredRole|the action needs}, or ask an administrator for one: `coffer token create --name NAME --role operator`.',
+    ],
+    docs: [doc.tokens],
+    httpStatus: 403,
+    exitCode: 1,
+    retryable: false,
   },
   InternalError: {
     title: 'Internal error',

@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   'PointNotFound',
   'RestoreTargetInvalid',
   'CatalogUnavailable',
+  'Unauthenticated',
+  'Forbidden',
   'InternalError',
 ] as const;
 

@@ -43,6 +43,7 @@ const CONTEXT_PATHS = new Set([
   'field',
   'path',
   'jobId',
+  'requiredRole',
   'workerId',
   ...[
     'id',

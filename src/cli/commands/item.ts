@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { addItem, moveItem } from '../../app/vaults.js';
 import { formatTime, printJson, table } from '../format.js';
 import { withApp } from '../session.js';
+import { requester } from './operations.js';
 
 export function registerItemCommands(program: Command): void {
   const item = program.command('item').description('protect directories and move them between vaults');
@@ -15,7 +16,7 @@ export function registerItemCommands(program: Command): void {
     .option('--json', 'print the item as JSON')
     .action(async (name: string, opts: { vault: string; path: string; json?: boolean }) => {
       await withApp(opts.json, async (app) => {
-        const it = await addItem(app, { name, vaultRef: opts.vault, path: opts.path });
+        const it = await addItem(app, { name, vaultRef: opts.vault, path: opts.path }, requester());
         if (opts.json) printJson(it);
         else
           process.stdout.write(
@@ -60,7 +61,7 @@ export function registerItemCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { vault: string; json?: boolean }) => {
       await withApp(opts.json, async (app) => {
-        const { item: moved, from, to } = await moveItem(app, name, opts.vault);
+        const { item: moved, from, to } = await moveItem(app, name, opts.vault, requester());
         const active = await app.store.activeExclusiveJob(moved.id);
         if (opts.json)
           return printJson({ item: moved, from: from.name, to: to.name, activeJob: active?.id ?? null });

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { createVault, importVault } from '../../app/vaults.js';
 import { formatTime, printJson, table } from '../format.js';
 import { withApp } from '../session.js';
+import { requester } from './operations.js';
 
 export function registerVaultCommands(program: Command): void {
   const vault = program.command('vault').description('create and list vaults (encrypted backup stores)');
@@ -16,7 +17,7 @@ export function registerVaultCommands(program: Command): void {
     .option('--json', 'print the vault as JSON')
     .action(async (name: string, opts: { path: string; json?: boolean }) => {
       await withApp(opts.json, async (app) => {
-        const v = await createVault(app, name, opts.path);
+        const v = await createVault(app, name, opts.path, requester());
         if (opts.json) printJson(v);
         else process.stdout.write(`created vault '${v.name}' (${v.id}) at ${v.location}\n`);
       });
@@ -32,7 +33,7 @@ export function registerVaultCommands(program: Command): void {
     .option('--json', 'print what was imported as JSON')
     .action(async (name: string, opts: { path: string; json?: boolean }) => {
       await withApp(opts.json, async (app) => {
-        const r = await importVault(app, name, opts.path);
+        const r = await importVault(app, name, opts.path, requester());
         if (opts.json) return printJson(r);
         process.stdout.write(`imported vault '${r.vault.name}' (${r.vault.id}) from ${r.vault.location}\n`);
         for (const i of r.items)
