@@ -49,12 +49,14 @@ export async function addItem(
   validateName('item', opts.name);
   const vault = await app.store.getVault(opts.vaultRef);
   const sourcePath = await canonicalSource(opts.path);
-  return app.store.addItem({
+  const item = await app.store.addItem({
     name: opts.name,
     vaultId: vault.id,
     sourcePath,
     policyId: opts.policyId ?? null,
   });
+  await app.store.audit(actor, 'item.add', item.id, { name: item.name, vault: vault.name, path: sourcePath });
+  return item;
 }
 
 /** The real path of a readable directory: two spellings of one directory are one item. */

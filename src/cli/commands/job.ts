@@ -4,7 +4,6 @@ import type { AppContext } from '../../app/context.js';
 import { jobJson } from '../../app/job-view.js';
 import { CofferError } from '../../errors/coffer-error.js';
 import {
-  RETRYABLE_STATES,
   describeTrigger,
   durationMs,
   isJobState,
@@ -19,6 +18,7 @@ import { formatDuration, formatTime, parsePositiveInt, parseTimeArg, printJson, 
 import { followJob } from '../foreground.js';
 import { namesFor, printJobDetail, reportJobEnd } from '../job-output.js';
 import { withApp } from '../session.js';
+import { retryJob } from '../../app/triggers.js';
 import { driveAdmission, requester } from './operations.js';
 
 function parseList<T extends string>(
@@ -174,31 +174,9 @@ export function registerJobCommands(program: Command, setExit: (code: number) =>
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { detach?: boolean; json?: boolean }) => {
       await withApp(opts.json, async (app) => {
-        const old = await app.store.getJob(id);
-        if (!(RETRYABLE_STATES as readonly string[]).includes(old.state)) {
-          throw new CofferError(
-            'JobNotRetryable',
-            `job ${id} is ${old.state}; only ${RETRYABLE_STATES.join(', ')} jobs can be retried`,
-            { jobId: id, state: old.state },
-          );
-        }
-        // A backup retry goes to the item's current vault (it may have moved since).
-        const vaultId =
-          old.operation === 'backup' && old.itemId
-            ? (await app.store.getItem(old.itemId)).vaultId
-            : old.vaultId;
         if (!opts.detach) app.password();
-        const admission = await app.store.admit({
-          operation: old.operation,
-          itemId: old.itemId,
-          vaultId,
-          trigger: 'retry',
-          retryOf: old.id,
-          requestedBy: requester(),
-          params: old.params,
-          claimBy: opts.detach ? undefined : { owner: app.workerId, leaseMs: app.config.leaseMs },
-        });
-        setExit(await driveAdmission(app, admission, { ...opts, label: `retry ${old.operation}` }));
+        const admission = await retryJob(app, id, { requestedBy: requester(), claim: !opts.detach });
+        setExit(await driveAdmission(app, admission, { ...opts, label: `retry ${admission.job.operation}` }));
       });
     });
 

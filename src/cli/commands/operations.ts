@@ -12,6 +12,7 @@ import { formatBytes, formatTime, parseRate, printJson, table } from '../format.
 import { followJob, runInForeground } from '../foreground.js';
 import { namesFor, reportJobEnd } from '../job-output.js';
 import { withApp } from '../session.js';
+import { triggerBackup, triggerCheck, triggerRestore } from '../../app/triggers.js';
 
 export function requester(): string {
   let user = 'unknown';
@@ -77,25 +78,14 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
       ) => {
         await withApp(opts.json, async (app) => {
           const limit = opts.limitRead ? parseRate(opts.limitRead, '--limit-read') : undefined;
-          if (opts.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,200}$/.test(opts.idempotencyKey)) {
-            throw new CofferError(
-              'InvalidRequest',
-              '--idempotency-key must be 1-200 visible ASCII characters',
-              { field: 'idempotency-key' },
-            );
-          }
           const item = await app.store.getItem(ref);
           // A foreground run needs the password; fail before admitting rather than after.
           if (!opts.detach) app.password();
-          const admission = await app.store.admit({
-            operation: 'backup',
-            itemId: item.id,
-            vaultId: item.vaultId,
-            trigger: 'on-demand',
+          const admission = await triggerBackup(app, item.id, {
             requestedBy: requester(),
+            claim: !opts.detach,
             idempotencyKey: opts.idempotencyKey ?? null,
-            params: limit ? { limitReadBytesPerSec: limit } : {},
-            claimBy: opts.detach ? undefined : { owner: app.workerId, leaseMs: app.config.leaseMs },
+            limitReadBytesPerSec: limit,
           });
           setExit(await driveAdmission(app, admission, { ...opts, label: `backup ${item.name}` }));
         });
@@ -118,19 +108,6 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
       ) => {
         await withApp(opts.json, async (app) => {
           const item = await app.store.getItem(ref);
-          const points = await app.store.listPoints(item.id);
-          const point = opts.point
-            ? points.find((p) => p.id === opts.point || p.id.startsWith(opts.point!))
-            : points[0];
-          if (!point) {
-            throw new CofferError(
-              'PointNotFound',
-              opts.point
-                ? `item '${item.name}' has no recovery point '${opts.point}'`
-                : `item '${item.name}' has no recovery point yet`,
-              { item: item.name, point: opts.point ?? null },
-            );
-          }
           const target = resolve(opts.target);
           await mkdir(target, { recursive: true });
           if (!opts.detach && (await readdir(target)).length > 0) {
@@ -139,14 +116,12 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
             );
           }
           if (!opts.detach) app.password();
-          const admission = await app.store.admit({
-            operation: 'restore',
-            itemId: item.id,
-            vaultId: point.vaultId,
-            trigger: 'on-demand',
+          const admission = await triggerRestore(app, item.id, {
             requestedBy: requester(),
-            params: { pointId: point.id, target, ...(opts.path ? { subpath: opts.path } : {}) },
-            claimBy: opts.detach ? undefined : { owner: app.workerId, leaseMs: app.config.leaseMs },
+            claim: !opts.detach,
+            target,
+            point: opts.point,
+            subpath: opts.path,
           });
           setExit(await driveAdmission(app, admission, { ...opts, label: `restore ${item.name}` }));
         });
@@ -164,14 +139,10 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
         const vault = await app.store.getVault(ref);
         app.password();
         let report: CheckReport | null = null;
-        const admission = await app.store.admit({
-          operation: 'check',
-          itemId: null,
-          vaultId: vault.id,
-          trigger: 'on-demand',
+        const admission = await triggerCheck(app, vault.id, {
           requestedBy: requester(),
-          params: { readData: opts.readData === true },
-          claimBy: { owner: app.workerId, leaseMs: app.config.leaseMs },
+          claim: true,
+          readData: opts.readData === true,
         });
         const onCheckReport = (r: CheckReport) => (report = r);
         if (opts.json && admission.lease) {
