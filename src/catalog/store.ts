@@ -107,6 +107,9 @@ type Db = Kysely<Database>;
 const ADMISSION_ATTEMPTS = 5;
 
 export class CatalogStore implements JobStore {
+  /** Told how many expired leases this process ended, for the lease-expiry metric. */
+  onReaped: ((count: number) => void) | null = null;
+
   constructor(
     readonly catalog: Catalog,
     private readonly clock: Clock,
@@ -446,6 +449,19 @@ export class CatalogStore implements JobStore {
 
   async claimNext(owner: string, leaseMs: number): Promise<{ job: Job; lease: Lease } | null> {
     const now = this.clock.now();
+    // Idle workers poll often; a read finds "nothing to do" without taking the write lock.
+    const work = await this.db
+      .selectFrom('jobs')
+      .select('id')
+      .where((eb) =>
+        eb.or([
+          eb('state', '=', 'queued'),
+          eb.and([eb('state', 'in', [...LEASED_STATES]), eb('lease_expires_at', '<', now)]),
+        ]),
+      )
+      .limit(1)
+      .executeTakeFirst();
+    if (!work) return null;
     const claimed = await this.catalog.writeTx(async (trx) => {
       await this.reapExpiredIn(trx, now);
       const next = await trx
@@ -608,7 +624,7 @@ export class CatalogStore implements JobStore {
     return this.getJob(jobId);
   }
 
-  async release(jobId: string, opts: { force: boolean }): Promise<Job> {
+  async release(jobId: string, opts: { force: boolean; reason?: string }): Promise<Job> {
     const now = this.clock.now();
     await this.catalog.writeTx(async (trx) => {
       const job = await this.jobIn(trx, jobId);
@@ -659,9 +675,11 @@ export class CatalogStore implements JobStore {
           lease_expires_at: null,
           fencing_token: job.fencingToken + 1,
           error_code: endState === 'cancelled' ? 'JobCancelled' : 'WorkerLost',
-          error_message: live
-            ? `released by operator while ${job.leaseOwner} held the lease (fenced)`
-            : 'released by operator after its lease expired',
+          error_message:
+            opts.reason ??
+            (live
+              ? `released by operator while ${job.leaseOwner} held the lease (fenced)`
+              : 'released by operator after its lease expired'),
         })
         .where('id', '=', jobId)
         .execute();
@@ -720,6 +738,7 @@ export class CatalogStore implements JobStore {
       .returning(['id', 'state', 'error_message'])
       .execute();
     for (const r of reaped) await addEvent(trx, r.id, r.state, now, r.error_message);
+    if (reaped.length) this.onReaped?.(reaped.length);
     return reaped.length;
   }
 

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerAccessCommands } from './commands/access.js';
 import { registerItemCommands } from './commands/item.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerJobCommands } from './commands/job.js';
 import { registerMiscCommands } from './commands/misc.js';
 import { registerOperationCommands } from './commands/operations.js';
@@ -27,6 +28,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerJobCommands(program, setExit);
   registerMiscCommands(program, setExit);
   registerAccessCommands(program);
+  registerServeCommand(program);
   registerDemoCommand(program, setExit);
   // Every subcommand gets the same usage-error behaviour as the root.
   const inherit = (cmd: Command) => {

@@ -80,7 +80,7 @@ export interface JobStore {
   /** Ends a job; throws CofferError('LeaseLost') when the lease is no longer held (fencing). */
   finish(lease: Lease, req: FinishRequest): Promise<FinishOutcome>;
   requestCancel(jobId: string): Promise<Job>;
-  release(jobId: string, opts: { force: boolean }): Promise<Job>;
+  release(jobId: string, opts: { force: boolean; reason?: string }): Promise<Job>;
   /** Ends every leased job whose lease expired; returns how many. */
   reapExpired(): Promise<number>;
   getJob(jobId: string): Promise<Job>;

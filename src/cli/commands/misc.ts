@@ -1,6 +1,7 @@
 /** explain (self-help articles) and worker (runs queued jobs). */
 import type { Command } from 'commander';
-import { runWorker } from '../../app/worker.js';
+import { startWorkerPool } from '../../app/worker.js';
+import { createLogger } from '../../observability/logger.js';
 import { ERROR_CODES, articleFor, formatArticle, isErrorCode } from '../../errors/index.js';
 import { CofferError } from '../../errors/coffer-error.js';
 import { parsePositiveInt, printJson } from '../format.js';
@@ -48,17 +49,15 @@ export function registerMiscCommands(program: Command, setExit: (code: number) =
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
-        process.stderr.write(`worker ${app.workerId} started (concurrency ${concurrency})\n`);
-        const outcomes = await runWorker(app, {
+        const logger = createLogger();
+        logger.info({ worker: app.workerId, concurrency }, 'worker started');
+        const pool = startWorkerPool(app, {
           concurrency,
           drain: opts.drain === true,
           signal: stop.signal,
-          onJobStart: (id) => process.stderr.write(`worker: running job ${id}\n`),
-          onJobEnd: (o) =>
-            process.stderr.write(
-              `worker: job ${o.jobId} ended ${o.state}${o.errorCode ? ` (${o.errorCode})` : ''}\n`,
-            ),
+          logger,
         });
+        const outcomes = await pool.done;
         if (outcomes.some((o) => o.state === 'failed' || o.state === 'lost')) setExit(1);
       });
     });

@@ -1,0 +1,81 @@
+/** JSON shapes of catalog objects over HTTP; names are resolved in bulk for lists. */
+import type { AppContext } from '../app/context.js';
+import { jobJson, type JobJson } from '../app/job-view.js';
+import type { ApiToken, Item, ItemSummary, RecoveryPoint, Vault, VaultSummary } from '../catalog/store.js';
+import type { Job } from '../jobs/job.js';
+
+const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
+export async function jobsOut(app: AppContext, jobs: Job[]): Promise<JobJson[]> {
+  const [items, vaults] = await Promise.all([app.store.listItems(), app.store.listVaults()]);
+  const itemNames = new Map(items.map((i) => [i.id, i.name]));
+  const vaultNames = new Map(vaults.map((v) => [v.id, v.name]));
+  return jobs.map((j) =>
+    jobJson(j, { itemName: j.itemId ? itemNames.get(j.itemId) : null, vaultName: vaultNames.get(j.vaultId) }),
+  );
+}
+
+export async function jobOut(app: AppContext, job: Job): Promise<JobJson> {
+  const item = job.itemId ? await app.store.getItem(job.itemId).catch(() => null) : null;
+  const vault = await app.store.getVault(job.vaultId).catch(() => null);
+  return jobJson(job, { itemName: item?.name ?? null, vaultName: vault?.name ?? null });
+}
+
+export function vaultOut(v: Vault | VaultSummary) {
+  return { ...v, createdAt: new Date(v.createdAt).toISOString() };
+}
+
+export function itemOut(i: Item | ItemSummary) {
+  const summary = 'vaultName' in i ? i : null;
+  return {
+    id: i.id,
+    name: i.name,
+    vaultId: i.vaultId,
+    previousVaultId: i.previousVaultId,
+    sourcePath: i.sourcePath,
+    createdAt: new Date(i.createdAt).toISOString(),
+    updatedAt: new Date(i.updatedAt).toISOString(),
+    ...(summary
+      ? {
+          vaultName: summary.vaultName,
+          lastJob: summary.lastJob ? { ...summary.lastJob, endedAt: iso(summary.lastJob.endedAt) } : null,
+          lastPoint: summary.lastPoint
+            ? {
+                id: summary.lastPoint.id,
+                snapshotTime: new Date(summary.lastPoint.snapshotTime).toISOString(),
+              }
+            : null,
+        }
+      : {}),
+  };
+}
+
+export function pointOut(p: RecoveryPoint, vaultName: string | null) {
+  return {
+    id: p.id,
+    itemId: p.itemId,
+    vaultId: p.vaultId,
+    vaultName,
+    jobId: p.jobId,
+    parentId: p.parentId,
+    sourcePath: p.sourcePath,
+    files: p.files,
+    bytesScanned: p.bytesScanned,
+    bytesNew: p.bytesNew,
+    bytesStored: p.bytesStored,
+    snapshotTime: new Date(p.snapshotTime).toISOString(),
+  };
+}
+
+export function tokenOut(t: ApiToken, secret?: string) {
+  return {
+    id: t.id,
+    name: t.name,
+    role: t.role,
+    createdAt: new Date(t.createdAt).toISOString(),
+    createdBy: t.createdBy,
+    lastUsedAt: iso(t.lastUsedAt),
+    revokedAt: iso(t.revokedAt),
+    ...(secret ? { token: secret } : {}),
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * `coffer serve`: one process with the HTTP API, a worker pool, lease recovery and metrics.
+ * Shutdown is graceful: stop taking work and requests, let running jobs finish within a grace
+ * period, then release what is left so it fails fast as WorkerLost instead of hanging until
+ * its lease expires.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AppContext } from '../app/context.js';
+import { startWorkerPool } from '../app/worker.js';
+import { CofferError } from '../errors/coffer-error.js';
+import { isLoopback } from '../http/auth.js';
+import { buildServer, type HttpServer } from '../http/server.js';
+import type { Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  workers: number;
+  graceMs: number;
+}
+
+export interface RunningServer {
+  http: HttpServer;
+  address: string;
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function runServer(app: AppContext, opts: ServeOptions, logger: Logger): Promise<RunningServer> {
+  const metrics = new Metrics(app.store);
+  app.store.onReaped = (n) => metrics.leaseExpiries.inc(n);
+  let draining = false;
+  const http = await buildServer({ app, metrics, logger, draining: () => draining });
+  if (!isLoopback(opts.host) && !(await http.auth.tokensConfigured())) {
+    await http.api.close();
+    throw new CofferError(
+      'InvalidRequest',
+      `refusing to listen on ${opts.host} without API tokens: anyone who reaches it could trigger and cancel backups. Create one first (coffer token create --role admin) or listen on 127.0.0.1`,
+      { field: 'host' },
+    );
+  }
+  const address = await http.api.listen({ host: opts.host, port: opts.port });
+  const stopClaiming = new AbortController();
+  const pool =
+    opts.workers > 0
+      ? startWorkerPool(app, {
+          concurrency: opts.workers,
+          drain: false,
+          signal: stopClaiming.signal,
+          logger,
+          onJobEnd: async (job, outcome) => {
+            const ended = await app.store.getJob(job.id).catch(() => null);
+            if (ended) metrics.jobEnded(job, outcome, ended);
+          },
+        })
+      : null;
+  logger.info(
+    { address, workers: opts.workers, catalog: app.catalog.description, worker: app.workerId },
+    'coffer serve started',
+  );
+
+  let shuttingDown: Promise<void> | null = null;
+  const shutdown = (reason: string): Promise<void> =>
+    (shuttingDown ??= (async () => {
+      draining = true;
+      logger.info(
+        { reason, running: pool?.running().length ?? 0, graceMs: opts.graceMs },
+        'shutting down: no new requests or jobs',
+      );
+      stopClaiming.abort();
+      http.endStreams();
+      const closing = http.api.close();
+      if (pool) {
+        const finished = await Promise.race([
+          pool.done.then(() => true),
+          sleep(opts.graceMs).then(() => false),
+        ]);
+        if (!finished) {
+          for (const job of pool.running()) {
+            logger.warn(
+              { jobId: job.id, itemId: job.itemId },
+              'grace period over: releasing the job so it fails fast as WorkerLost',
+            );
+            await app.store
+              .release(job.id, {
+                force: true,
+                reason: `worker ${app.workerId} shut down before the job finished`,
+              })
+              .catch((err: unknown) =>
+                logger.error({ err, jobId: job.id }, 'release at shutdown failed; the lease will expire'),
+              );
+          }
+          // The fenced jobs notice at their next heartbeat and stop without committing.
+          await Promise.race([pool.done, sleep(5000)]);
+        }
+      }
+      await closing;
+      logger.info('coffer serve stopped');
+    })());
+  return { http, address, shutdown };
+}
