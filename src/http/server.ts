@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { AppContext } from '../app/context.js';
 import { CofferError } from '../errors/coffer-error.js';
 import type { Logger } from '../observability/logger.js';
@@ -38,7 +38,8 @@ export async function buildServer(opts: ServerOptions): Promise<HttpServer> {
   const api: Api = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast only widens the generic.
     loggerInstance: opts.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Requests are counted in metrics; logging each one would drown the job lines.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
     // Unknown fields must be refused, not silently dropped, so clients learn about typos.
     ajv: {

@@ -73,7 +73,7 @@ export async function runServer(app: AppContext, opts: ServeOptions, logger: Log
       if (pool) {
         const finished = await Promise.race([
           pool.done.then(() => true),
-          sleep(opts.graceMs).then(() => false),
+          sleep(opts.graceMs, undefined, { ref: false }).then(() => false),
         ]);
         if (!finished) {
           for (const job of pool.running()) {
@@ -91,7 +91,7 @@ export async function runServer(app: AppContext, opts: ServeOptions, logger: Log
               );
           }
           // The fenced jobs notice at their next heartbeat and stop without committing.
-          await Promise.race([pool.done, sleep(5000)]);
+          await Promise.race([pool.done, sleep(5000, undefined, { ref: false })]);
         }
       }
       await closing;
