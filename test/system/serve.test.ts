@@ -4,11 +4,11 @@
  * and SIGTERM shuts down gracefully without leaving a job in progress.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { dialects } from '../support/catalogs.js';
-import { collect, startCoffer, waitFor } from '../support/cli.js';
+import { REPO_ROOT, collect, startCoffer, waitFor } from '../support/cli.js';
 import { createWorld, makeRandomTree, type World } from '../support/world.js';
 
 interface JobBody {
@@ -55,6 +55,39 @@ async function call<T = JobBody>(
 }
 
 const SLOW = { limitReadBytesPerSec: 2 * 1024 * 1024 };
+const HTTP_STORM = join(REPO_ROOT, 'dist', 'test', 'system', 'fixtures', 'http-storm.js');
+
+interface StormResult {
+  accepted: string[];
+  blockers: string[];
+  other: string[];
+  latencies: number[];
+}
+
+/** CLIENTS processes fire TOTAL triggers at one item at the same instant. */
+async function httpStorm(url: string, item: string, clients: number, total: number): Promise<StormResult[]> {
+  const children = Array.from({ length: clients }, () =>
+    spawn(process.execPath, [HTTP_STORM, url, item, String(total / clients)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
+  );
+  const outputs = children.map(
+    (c) =>
+      new Promise<string>((resolve) => {
+        let out = '';
+        c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        c.on('close', () => resolve(out));
+      }),
+  );
+  await waitFor(
+    'storm clients ready',
+    async () => (await Promise.all(children.map(async (c) => c.stdout.readableLength >= 0))).every(Boolean),
+    5000,
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  for (const c of children) c.stdin.end('go\n');
+  return (await Promise.all(outputs)).map((o) => JSON.parse(o.trim().split('\n').pop()!) as StormResult);
+}
 
 for (const dialect of await dialects()) {
   describe(`coffer serve with a second worker process (${dialect})`, () => {
@@ -147,6 +180,21 @@ for (const dialect of await dialects()) {
       assert.equal(done.state, 'completed');
       const points = await call<unknown[]>(api.url, 'GET', '/api/v1/items/data-0/points');
       assert.equal(points.body.length, 1);
+    });
+
+    test('1,000 concurrent HTTP triggers at one item from 4 client processes: exactly one 202', async () => {
+      const results = await httpStorm(api.url, 'data-3', 4, 1000);
+      const accepted = results.flatMap((r) => r.accepted);
+      const other = results.flatMap((r) => r.other);
+      assert.deepEqual(other, [], 'every response is a 202 or a 409 with the catalog code');
+      assert.equal(accepted.length, 1);
+      for (const r of results) for (const b of r.blockers) assert.equal(b, accepted[0]);
+      const lat = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
+      const p = (q: number) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]!.toFixed(1);
+      console.log(
+        `serve ${dialect}: 1,000 HTTP triggers from 4 processes, p50 ${p(0.5)} ms, p99 ${p(0.99)} ms (all in flight at once)`,
+      );
+      await call(api.url, 'POST', `/api/v1/jobs/${accepted[0]}/cancel`);
     });
 
     test('server-sent events: the current state first, then progress, then the end', async () => {
