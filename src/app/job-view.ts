@@ -23,6 +23,8 @@ export interface JobJson {
     filesTotal: number | null;
     bytesDone: number;
     bytesTotal: number | null;
+    /** Average read rate since the job started. */
+    bytesPerSecond: number | null;
     etaSeconds: number | null;
   };
   bytesScanned: number;
@@ -44,6 +46,7 @@ export function jobJson(
   names: { itemName?: string | null; vaultName?: string | null } = {},
   now = Date.now(),
 ): JobJson {
+  const elapsed = durationMs(job, now);
   return {
     id: job.id,
     operation: job.operation,
@@ -56,13 +59,14 @@ export function jobJson(
     createdAt: new Date(job.createdAt).toISOString(),
     startedAt: iso(job.startedAt),
     endedAt: iso(job.endedAt),
-    durationMs: durationMs(job, now),
+    durationMs: elapsed,
     progress: {
       percent: progressPercent(job),
       filesDone: job.filesDone,
       filesTotal: job.filesTotal,
       bytesDone: job.bytesDone,
       bytesTotal: job.bytesTotal,
+      bytesPerSecond: elapsed && elapsed > 0 ? Math.round(job.bytesDone / (elapsed / 1000)) : null,
       etaSeconds: job.etaSeconds,
     },
     bytesScanned: job.bytesScanned,

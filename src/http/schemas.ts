@@ -81,6 +81,7 @@ export const Job = Type.Object(
       filesTotal: Nullable(Type.Number()),
       bytesDone: Type.Number(),
       bytesTotal: Nullable(Type.Number()),
+      bytesPerSecond: Nullable(Type.Number()),
       etaSeconds: Nullable(Type.Number()),
     }),
     bytesScanned: Type.Number(),
