@@ -13,6 +13,8 @@ export interface JobJson {
   trigger: string;
   retryOf: string | null;
   requestedBy: string | null;
+  /** The due time of a scheduled run. */
+  scheduledFor: string | null;
   createdAt: string;
   startedAt: string | null;
   endedAt: string | null;
@@ -56,6 +58,7 @@ export function jobJson(
     trigger: describeTrigger(job),
     retryOf: job.retryOf,
     requestedBy: job.requestedBy,
+    scheduledFor: iso(job.scheduledFor),
     createdAt: new Date(job.createdAt).toISOString(),
     startedAt: iso(job.startedAt),
     endedAt: iso(job.endedAt),

@@ -167,6 +167,58 @@ const MIGRATIONS: Migration[] = [
       await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
     },
   },
+  {
+    name: '003_schedules',
+    async up(typed) {
+      const db = typed as unknown as SchemaDb;
+      await db.schema
+        .createTable('policies')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('schedule', 'text', (c) => c.notNull())
+        .addColumn('timezone', 'text', (c) => c.notNull())
+        .addColumn('jitter_seconds', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('retention', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('overlap', 'text', (c) => c.notNull())
+        .addColumn('catch_up_seconds', 'bigint', (c) => c.notNull())
+        .addColumn('paused', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('limit_read_bytes_per_sec', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('schedule_cursors')
+        .addColumn('item_id', 'text', (c) => c.primaryKey())
+        .addColumn('policy_id', 'text', (c) => c.notNull())
+        .addColumn('next_due_at', 'bigint', (c) => c.notNull())
+        .addColumn('fire_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('schedule_cursors_fire_at')
+        .on('schedule_cursors')
+        .column('fire_at')
+        .execute();
+      await db.schema.alterTable('jobs').addColumn('scheduled_for', 'bigint').execute();
+      // Each due time of each item fires at most once, whichever server sees it first: a second
+      // server's insert for the same (item, due time) conflicts here instead of running twice.
+      await db.schema
+        .createIndex('jobs_item_scheduled_for')
+        .on('jobs')
+        .columns(['item_id', 'scheduled_for'])
+        .unique()
+        .where(sql<SqlBool>`scheduled_for is not null`)
+        .execute();
+      // queue-one: at most one run waits per item.
+      await db.schema
+        .createIndex('jobs_one_deferred_per_item')
+        .on('jobs')
+        .column('item_id')
+        .unique()
+        .where(sql<SqlBool>`state = 'deferred'`)
+        .execute();
+    },
+  },
 ];
 
 export const MIGRATION_NAMES = MIGRATIONS.map((m) => m.name);

@@ -34,6 +34,7 @@ export interface JobTable {
   trigger: string;
   retry_of: string | null;
   requested_by: string | null;
+  scheduled_for: number | null;
   idempotency_key: string | null;
   params: Generated<string>;
   created_at: number;
@@ -104,6 +105,32 @@ export interface AuditLogTable {
   detail: string;
 }
 
+export interface PolicyTable {
+  id: string;
+  name: string;
+  schedule: string;
+  timezone: string;
+  jitter_seconds: number;
+  /** RetentionRules as JSON. */
+  retention: string;
+  overlap: string;
+  catch_up_seconds: number;
+  paused: number;
+  /** Read rate limit for the policy's scheduled runs, bytes per second. */
+  limit_read_bytes_per_sec: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Where each scheduled item stands: its next nominal due time and when to fire it (with jitter). */
+export interface ScheduleCursorTable {
+  item_id: string;
+  policy_id: string;
+  next_due_at: number;
+  fire_at: number;
+  updated_at: number;
+}
+
 export interface SchemaMigrationTable {
   name: string;
   applied_at: number;
@@ -117,5 +144,7 @@ export interface Database {
   job_events: JobEventTable;
   api_tokens: ApiTokenTable;
   audit_log: AuditLogTable;
+  policies: PolicyTable;
+  schedule_cursors: ScheduleCursorTable;
   schema_migrations: SchemaMigrationTable;
 }

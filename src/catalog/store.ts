@@ -5,6 +5,7 @@
  */
 import { type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Role } from '../access/roles.js';
+import type { OverlapPolicy } from '../scheduler/schedule.js';
 import { CofferError } from '../errors/coffer-error.js';
 import { backupInProgressError, blockingJobView } from '../jobs/admission.js';
 import type { Clock } from '../jobs/clock.js';
@@ -12,6 +13,7 @@ import { newId } from '../jobs/ids.js';
 import {
   ACTIVE_STATES,
   EXCLUSIVE_OPERATIONS,
+  describeTrigger,
   LEASED_STATES,
   type Job,
   type JobProgress,
@@ -89,6 +91,57 @@ export interface AuditEntry {
   action: string;
   target: string;
   detail: Record<string, unknown>;
+}
+
+export interface Policy {
+  id: string;
+  name: string;
+  schedule: string;
+  timezone: string;
+  jitterSeconds: number;
+  retention: Record<string, number>;
+  overlap: OverlapPolicy;
+  catchUpMs: number;
+  paused: boolean;
+  /** Read rate limit applied to the policy's scheduled runs. */
+  limitReadBytesPerSec: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type PolicyInput = Omit<Policy, 'id' | 'createdAt' | 'updatedAt'>;
+
+/** An item whose schedule may need attention now. */
+export interface ScheduleCandidate {
+  itemId: string;
+  itemName: string;
+  vaultId: string;
+  policy: Policy;
+  cursor: { policyId: string; nextDueAt: number; fireAt: number } | null;
+}
+
+/** One scheduling decision for one item, applied atomically by fireScheduled. */
+export interface ScheduleStep {
+  itemId: string;
+  vaultId: string;
+  policy: Policy;
+  /** The cursor value this decision was made from (compare-and-set), or null to create it. */
+  fromDue: number | null;
+  nextDue: number;
+  nextFireAt: number;
+  /** Fire a run for this due time. */
+  fire: number | null;
+  /** Record runs missed while no server ran (older than the catch-up window). */
+  missed: { first: number; last: number; count: number } | null;
+}
+
+export interface ScheduleOutcome {
+  fired: number;
+  skipped: number;
+  deferred: number;
+  missed: number;
+  cancelled: number;
+  alreadyDone: number;
 }
 
 export interface JobFilter {
@@ -584,8 +637,8 @@ export class CatalogStore implements JobStore {
     const now = this.clock.now();
     await this.catalog.writeTx(async (trx) => {
       const job = await this.jobIn(trx, jobId);
-      if (job.state === 'queued') {
-        // Nobody holds a queued job, so nobody else has to acknowledge: it never starts.
+      if (job.state === 'queued' || job.state === 'deferred') {
+        // Nobody holds a queued or waiting job, so nobody else has to acknowledge: it never starts.
         await trx
           .updateTable('jobs')
           .set({
@@ -597,9 +650,9 @@ export class CatalogStore implements JobStore {
             error_message: 'cancelled before it started',
           })
           .where('id', '=', jobId)
-          .where('state', '=', 'queued')
+          .where('state', '=', job.state)
           .execute();
-        await addEvent(trx, jobId, 'cancelled', now, 'cancelled while queued');
+        await addEvent(trx, jobId, 'cancelled', now, `cancelled while ${job.state}`);
       } else if (job.state === 'in_progress') {
         await trx
           .updateTable('jobs')
@@ -628,7 +681,7 @@ export class CatalogStore implements JobStore {
     const now = this.clock.now();
     await this.catalog.writeTx(async (trx) => {
       const job = await this.jobIn(trx, jobId);
-      if (job.state === 'queued') {
+      if (job.state === 'queued' || job.state === 'deferred') {
         await trx
           .updateTable('jobs')
           .set({
@@ -853,6 +906,422 @@ export class CatalogStore implements JobStore {
     return rows.map((r) => ({ state: r.state, operation: r.operation, n: Number(r.n) }));
   }
 
+  // ---------------------------------------------------------------- policies
+
+  async createPolicy(p: PolicyInput): Promise<Policy> {
+    const now = this.clock.now();
+    const row = { id: newId('p', now), ...policyRow(p), created_at: now, updated_at: now };
+    try {
+      await this.db.insertInto('policies').values(row).execute();
+    } catch (err) {
+      if (isUniqueViolation(err))
+        throw new CofferError('InvalidRequest', `a policy named '${p.name}' already exists`, {
+          field: 'name',
+        });
+      throw err;
+    }
+    return toPolicy(row);
+  }
+
+  async listPolicies(): Promise<(Policy & { items: number })[]> {
+    const rows = await this.db
+      .selectFrom('policies')
+      .selectAll('policies')
+      .select((eb) =>
+        eb
+          .selectFrom('items')
+          .whereRef('items.policy_id', '=', 'policies.id')
+          .select(eb.fn.countAll<number>().as('n'))
+          .as('items'),
+      )
+      .orderBy('name')
+      .execute();
+    return rows.map((r) => ({ ...toPolicy(r), items: Number(r.items ?? 0) }));
+  }
+
+  async getPolicy(ref: string): Promise<Policy> {
+    const row = await this.db
+      .selectFrom('policies')
+      .selectAll()
+      .where((eb) => eb.or([eb('name', '=', ref), eb('id', '=', ref)]))
+      .executeTakeFirst();
+    if (!row) throw new CofferError('PolicyNotFound', `no policy named '${ref}'`, { policy: ref });
+    return toPolicy(row);
+  }
+
+  async updatePolicy(id: string, p: PolicyInput): Promise<Policy> {
+    const now = this.clock.now();
+    await this.catalog.writeTx(async (trx) => {
+      await trx
+        .updateTable('policies')
+        .set({ ...policyRow(p), updated_at: now })
+        .where('id', '=', id)
+        .execute();
+      // The schedule may have changed: cursors are recomputed from now on the next tick.
+      await trx.deleteFrom('schedule_cursors').where('policy_id', '=', id).execute();
+    });
+    return this.getPolicy(id);
+  }
+
+  async deletePolicy(id: string): Promise<void> {
+    await this.catalog.writeTx(async (trx) => {
+      const users = await trx.selectFrom('items').select('name').where('policy_id', '=', id).execute();
+      if (users.length) {
+        const policy = await trx
+          .selectFrom('policies')
+          .select('name')
+          .where('id', '=', id)
+          .executeTakeFirst();
+        throw new CofferError(
+          'PolicyInUse',
+          `policy '${policy?.name ?? id}' is used by ${users.map((u) => u.name).join(', ')}`,
+          {
+            policy: policy?.name ?? id,
+            items: users.map((u) => u.name),
+          },
+        );
+      }
+      await trx.deleteFrom('policies').where('id', '=', id).execute();
+    });
+  }
+
+  async itemsWithPolicy(policyId: string): Promise<Item[]> {
+    return (
+      await this.db
+        .selectFrom('items')
+        .selectAll()
+        .where('policy_id', '=', policyId)
+        .orderBy('name')
+        .execute()
+    ).map(toItem);
+  }
+
+  async setItemPolicy(itemId: string, policyId: string | null): Promise<Item> {
+    const now = this.clock.now();
+    await this.catalog.writeTx(async (trx) => {
+      await trx
+        .updateTable('items')
+        .set({ policy_id: policyId, updated_at: now })
+        .where('id', '=', itemId)
+        .execute();
+      await trx.deleteFrom('schedule_cursors').where('item_id', '=', itemId).execute();
+    });
+    return this.getItem(itemId);
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  /** Items with an active policy whose cursor is missing, stale or due to fire by `now`. */
+  async scheduleCandidates(now: number, limit: number): Promise<ScheduleCandidate[]> {
+    const rows = await this.db
+      .selectFrom('items')
+      .innerJoin('policies', 'policies.id', 'items.policy_id')
+      .leftJoin('schedule_cursors', 'schedule_cursors.item_id', 'items.id')
+      .selectAll('policies')
+      .select([
+        'items.id as item_id',
+        'items.name as item_name',
+        'items.vault_id as item_vault_id',
+        'schedule_cursors.policy_id as cursor_policy_id',
+        'schedule_cursors.next_due_at as cursor_next_due_at',
+        'schedule_cursors.fire_at as cursor_fire_at',
+      ])
+      .where('policies.paused', '=', 0)
+      .where((eb) =>
+        eb.or([
+          eb('schedule_cursors.item_id', 'is', null),
+          eb('schedule_cursors.fire_at', '<=', now),
+          eb('schedule_cursors.policy_id', '!=', eb.ref('items.policy_id')),
+        ]),
+      )
+      .orderBy('schedule_cursors.fire_at')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      itemId: r.item_id,
+      itemName: r.item_name,
+      vaultId: r.item_vault_id,
+      policy: toPolicy(r),
+      cursor:
+        r.cursor_policy_id !== null && r.cursor_next_due_at !== null && r.cursor_fire_at !== null
+          ? { policyId: r.cursor_policy_id, nextDueAt: r.cursor_next_due_at, fireAt: r.cursor_fire_at }
+          : null,
+    }));
+  }
+
+  /**
+   * Applies scheduling decisions atomically. Safe with any number of servers deciding at once:
+   * the cursor advances by compare-and-set, and a due time can produce at most one job row per
+   * item (unique index on item + scheduled_for), so each due time fires at most once.
+   */
+  async fireScheduled(steps: ScheduleStep[]): Promise<ScheduleOutcome> {
+    const out: ScheduleOutcome = {
+      fired: 0,
+      skipped: 0,
+      deferred: 0,
+      missed: 0,
+      cancelled: 0,
+      alreadyDone: 0,
+    };
+    const now = this.clock.now();
+    for (let i = 0; i < steps.length; i += 500) {
+      const chunk = steps.slice(i, i + 500);
+      await this.catalog.writeTx(async (trx) => {
+        await this.reapExpiredIn(trx, now);
+        for (const step of chunk) await this.applyStep(trx, step, now, out);
+      });
+    }
+    return out;
+  }
+
+  private async applyStep(trx: Db, step: ScheduleStep, now: number, out: ScheduleOutcome): Promise<void> {
+    if (step.fromDue === null) {
+      const inserted = await trx
+        .insertInto('schedule_cursors')
+        .values({
+          item_id: step.itemId,
+          policy_id: step.policy.id,
+          next_due_at: step.nextDue,
+          fire_at: step.nextFireAt,
+          updated_at: now,
+        })
+        .onConflict((oc) =>
+          oc.column('item_id').doUpdateSet({
+            policy_id: step.policy.id,
+            next_due_at: step.nextDue,
+            fire_at: step.nextFireAt,
+            updated_at: now,
+          }),
+        )
+        .executeTakeFirst();
+      if (!inserted.numInsertedOrUpdatedRows) return;
+    } else {
+      const moved = await trx
+        .updateTable('schedule_cursors')
+        .set({ next_due_at: step.nextDue, fire_at: step.nextFireAt, updated_at: now })
+        .where('item_id', '=', step.itemId)
+        .where('next_due_at', '=', step.fromDue)
+        .executeTakeFirst();
+      if (!Number(moved.numUpdatedRows)) {
+        out.alreadyDone++;
+        return;
+      }
+    }
+    const base = {
+      operation: 'backup',
+      item_id: step.itemId,
+      vault_id: step.vaultId,
+      trigger: 'schedule',
+      requested_by: `policy:${step.policy.name}`,
+      params: JSON.stringify(
+        step.policy.limitReadBytesPerSec ? { limitReadBytesPerSec: step.policy.limitReadBytesPerSec } : {},
+      ),
+      created_at: now,
+      updated_at: now,
+    };
+    if (step.missed) {
+      const m = step.missed;
+      const added = await trx
+        .insertInto('jobs')
+        .values({
+          ...base,
+          id: newId('j', now),
+          state: 'skipped',
+          scheduled_for: m.first,
+          ended_at: now,
+          error_code: 'ScheduledRunMissed',
+          error_message:
+            m.count === 1
+              ? `the run due ${new Date(m.first).toISOString()} was missed while no coffer server was running`
+              : `${m.count} runs due ${new Date(m.first).toISOString()} to ${new Date(m.last).toISOString()} were missed while no coffer server was running`,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (added) {
+        out.missed++;
+        await addEvent(trx, added.id, 'skipped', now, 'missed while no server was running');
+      }
+    }
+    if (step.fire === null) return;
+    const due = step.fire;
+    const id = newId('j', now);
+    const fired = await trx
+      .insertInto('jobs')
+      .values({ ...base, id, state: 'queued', scheduled_for: due })
+      .onConflict((oc) => oc.doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (fired) {
+      out.fired++;
+      await addEvent(
+        trx,
+        id,
+        'queued',
+        now,
+        `schedule of policy ${step.policy.name}, due ${new Date(due).toISOString()}`,
+      );
+      return;
+    }
+    const existing = await trx
+      .selectFrom('jobs')
+      .select('id')
+      .where('item_id', '=', step.itemId)
+      .where('scheduled_for', '=', due)
+      .executeTakeFirst();
+    if (existing) {
+      out.alreadyDone++;
+      return;
+    }
+    const blockingRow = await trx
+      .selectFrom('jobs')
+      .selectAll()
+      .where('item_id', '=', step.itemId)
+      .where('operation', 'in', [...EXCLUSIVE_OPERATIONS])
+      .where('state', 'in', [...ACTIVE_STATES])
+      .executeTakeFirst();
+    if (!blockingRow) return; // a conflict we cannot explain is left for the next tick
+    const blocking = toJob(blockingRow);
+    const vaultName =
+      (await trx.selectFrom('vaults').select('name').where('id', '=', blocking.vaultId).executeTakeFirst())
+        ?.name ?? blocking.vaultId;
+    const why = `job ${blocking.id} (${blocking.operation}, ${blocking.state}, ${describeTrigger(blocking)}) in vault '${vaultName}' is still active`;
+    const skip = async (reason: string) => {
+      const skipped = await trx
+        .insertInto('jobs')
+        .values({
+          ...base,
+          id,
+          state: 'skipped',
+          scheduled_for: due,
+          ended_at: now,
+          error_code: 'UserErrorBackupOperationInProgress',
+          error_message: `${reason}: ${why}`,
+          params: JSON.stringify({ blockingJobId: blocking.id, overlap: step.policy.overlap }),
+        })
+        .onConflict((oc) => oc.doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (skipped) {
+        out.skipped++;
+        await addEvent(trx, id, 'skipped', now, `${reason}: ${why}`);
+      }
+    };
+    const defer = async (reason: string): Promise<boolean> => {
+      const deferred = await trx
+        .insertInto('jobs')
+        .values({
+          ...base,
+          id,
+          state: 'deferred',
+          scheduled_for: due,
+          params: JSON.stringify({ blockingJobId: blocking.id, overlap: step.policy.overlap }),
+        })
+        .onConflict((oc) => oc.doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (deferred) {
+        out.deferred++;
+        await addEvent(trx, id, 'deferred', now, `${reason}: ${why}`);
+      }
+      return deferred !== undefined;
+    };
+    switch (step.policy.overlap) {
+      case 'skip':
+        return skip('skipped (overlap policy skip)');
+      case 'queue-one':
+        if (!(await defer('waiting for the active job (overlap policy queue-one)')))
+          await skip('skipped: a run is already waiting (overlap policy queue-one)');
+        return;
+      case 'cancel-running':
+        if (blocking.trigger !== 'schedule')
+          return skip('skipped: cancel-running never cancels an on-demand run');
+        if (blocking.state === 'queued') {
+          await trx
+            .updateTable('jobs')
+            .set({
+              state: 'cancelled',
+              ended_at: now,
+              updated_at: now,
+              cancel_requested_at: now,
+              error_code: 'JobCancelled',
+              error_message: `replaced by the run due ${new Date(due).toISOString()} (overlap policy cancel-running)`,
+            })
+            .where('id', '=', blocking.id)
+            .where('state', '=', 'queued')
+            .execute();
+          await addEvent(
+            trx,
+            blocking.id,
+            'cancelled',
+            now,
+            'replaced by a newer scheduled run (cancel-running)',
+          );
+        } else if (blocking.state === 'in_progress') {
+          await trx
+            .updateTable('jobs')
+            .set({ state: 'cancelling', cancel_requested_at: now, updated_at: now })
+            .where('id', '=', blocking.id)
+            .where('state', '=', 'in_progress')
+            .execute();
+          await addEvent(
+            trx,
+            blocking.id,
+            'cancelling',
+            now,
+            'cancelled by a newer scheduled run (cancel-running)',
+          );
+        }
+        out.cancelled++;
+        if (!(await defer('starts when the cancelled run has stopped (overlap policy cancel-running)')))
+          await skip('skipped: a run is already waiting');
+        return;
+    }
+  }
+
+  /** Starts deferred runs whose item is free again; the exclusivity index decides each one. */
+  async promoteDeferred(): Promise<number> {
+    const now = this.clock.now();
+    const ready = await this.db
+      .selectFrom('jobs as d')
+      .select(['d.id'])
+      .where('d.state', '=', 'deferred')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('jobs as a')
+              .select('a.id')
+              .whereRef('a.item_id', '=', 'd.item_id')
+              .where('a.operation', 'in', [...EXCLUSIVE_OPERATIONS])
+              .where('a.state', 'in', [...ACTIVE_STATES]),
+          ),
+        ),
+      )
+      .orderBy('d.created_at')
+      .limit(1000)
+      .execute();
+    let promoted = 0;
+    for (const r of ready) {
+      try {
+        await this.catalog.writeTx(async (trx) => {
+          const res = await trx
+            .updateTable('jobs')
+            .set({ state: 'queued', updated_at: now })
+            .where('id', '=', r.id)
+            .where('state', '=', 'deferred')
+            .executeTakeFirst();
+          if (Number(res.numUpdatedRows)) {
+            promoted++;
+            await addEvent(trx, r.id, 'queued', now, 'the blocking job ended; starting the waiting run');
+          }
+        });
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+      }
+    }
+    return promoted;
+  }
+
   // ---------------------------------------------------------------- reads
 
   async getJob(jobId: string): Promise<Job> {
@@ -981,6 +1450,37 @@ function progressColumns(p: JobProgress): Updateable<JobTable> {
   };
 }
 
+function policyRow(p: PolicyInput) {
+  return {
+    name: p.name,
+    schedule: p.schedule,
+    timezone: p.timezone,
+    jitter_seconds: p.jitterSeconds,
+    retention: JSON.stringify(p.retention),
+    overlap: p.overlap,
+    catch_up_seconds: Math.round(p.catchUpMs / 1000),
+    paused: p.paused ? 1 : 0,
+    limit_read_bytes_per_sec: p.limitReadBytesPerSec,
+  };
+}
+
+function toPolicy(r: Selectable<Database['policies']>): Policy {
+  return {
+    id: r.id,
+    name: r.name,
+    schedule: r.schedule,
+    timezone: r.timezone,
+    jitterSeconds: r.jitter_seconds,
+    retention: JSON.parse(r.retention) as Record<string, number>,
+    overlap: r.overlap as OverlapPolicy,
+    catchUpMs: r.catch_up_seconds * 1000,
+    paused: r.paused === 1,
+    limitReadBytesPerSec: r.limit_read_bytes_per_sec,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
 function toToken(r: Selectable<Database['api_tokens']>): ApiToken {
   return {
     id: r.id,
@@ -1043,6 +1543,7 @@ function toJob(r: Selectable<JobTable>): Job {
     trigger: r.trigger as TriggerKind,
     retryOf: r.retry_of,
     requestedBy: r.requested_by,
+    scheduledFor: r.scheduled_for,
     idempotencyKey: r.idempotency_key,
     params: JSON.parse(r.params) as Record<string, unknown>,
     createdAt: r.created_at,

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerAccessCommands } from './commands/access.js';
 import { registerItemCommands } from './commands/item.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerJobCommands } from './commands/job.js';
 import { registerMiscCommands } from './commands/misc.js';
@@ -28,6 +29,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerJobCommands(program, setExit);
   registerMiscCommands(program, setExit);
   registerAccessCommands(program);
+  registerPolicyCommands(program);
   registerServeCommand(program);
   registerDemoCommand(program, setExit);
   // Every subcommand gets the same usage-error behaviour as the root.

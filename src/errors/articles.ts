@@ -52,6 +52,7 @@ const doc = {
   sourceAccess: { title: 'Source permissions', href: `${BEST}#source-permissions` },
   jobStates: { title: 'Job states, cancel and retry', href: `${BEST}#job-states-cancel-and-retry` },
   tokens: { title: 'API tokens and roles', href: `${BEST}#api-tokens-and-roles` },
+  missed: { title: 'Missed runs and catch-up', href: `${BEST}#missed-runs-and-catch-up` },
   progress: { title: 'Watching progress', href: `${PERF}#watching-progress` },
   longBackups: { title: 'Long backups and their schedule', href: `${PERF}#long-backups-and-their-schedule` },
   slow: { title: 'What makes a backup slow', href: `${PERF}#what-makes-a-backup-slow` },
@@ -367,6 +368,45 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     httpStatus: 503,
     exitCode: 1,
     retryable: true,
+  },
+  ScheduledRunMissed: {
+    title: 'Scheduled runs were missed while coffer was not running',
+    description:
+      'Scheduled backups came due while no coffer server was running, and runs older than the catch-up window are recorded once instead of being replayed.',
+    recommendedSteps: [
+      'See which runs were missed and whether a catch-up run followed: `coffer job list --item {item|ITEM} --state skipped`.',
+      'If the item needs a backup now, start one: `coffer backup {item|ITEM}`.',
+      'Keep `coffer serve` running (for example as a systemd service), or widen the catch-up window of the policy: `coffer policy update {policy|POLICY} --catch-up 6h`.',
+    ],
+    docs: [doc.missed, doc.spacing],
+    httpStatus: 409,
+    exitCode: 1,
+    retryable: false,
+  },
+  PolicyNotFound: {
+    title: 'No such policy',
+    description: 'The policy named in the request does not exist.',
+    recommendedSteps: [
+      'List the policies: `coffer policy list`.',
+      'Create it if it is missing: `coffer policy create NAME --schedule CRON`.',
+    ],
+    docs: [doc.spacing],
+    httpStatus: 404,
+    exitCode: 1,
+    retryable: false,
+  },
+  PolicyInUse: {
+    title: 'The policy is still assigned to items',
+    description: 'A policy cannot be deleted while protected items use it.',
+    recommendedSteps: [
+      'See which items use it: `coffer policy show {policy|POLICY}`.',
+      'Assign those items another policy, or none: `coffer item set-policy ITEM --none`.',
+      'Then delete it: `coffer policy delete {policy|POLICY}`.',
+    ],
+    docs: [doc.spacing],
+    httpStatus: 409,
+    exitCode: 1,
+    retryable: false,
   },
   Unauthenticated: {
     title: 'An API token is required',

@@ -15,6 +15,7 @@ import { Authenticator } from './auth.js';
 import type { Api, HttpDeps } from './deps.js';
 import { sendProblem, toProblem } from './problem.js';
 import { jobRoutes } from './routes/jobs.js';
+import { policyRoutes } from './routes/policies.js';
 import { resourceRoutes } from './routes/resources.js';
 import { serviceRoutes } from './routes/service.js';
 
@@ -76,6 +77,7 @@ export async function buildServer(opts: ServerOptions): Promise<HttpServer> {
         { name: 'jobs', description: 'The jobs view: backups, restores and checks with their history' },
         { name: 'items', description: 'Protected items, their recovery points and triggers' },
         { name: 'vaults', description: 'Encrypted backup stores' },
+        { name: 'policies', description: 'Schedules, retention and overlap policies' },
         { name: 'errors', description: 'The self-help catalog' },
         { name: 'access', description: 'API tokens and the audit log' },
         { name: 'service', description: 'Health, readiness and metrics' },
@@ -117,6 +119,7 @@ export async function buildServer(opts: ServerOptions): Promise<HttpServer> {
   jobRoutes(api, deps);
   resourceRoutes(api, deps);
   serviceRoutes(api, deps);
+  policyRoutes(api, deps);
 
   return {
     api,

@@ -32,6 +32,7 @@ export function itemOut(i: Item | ItemSummary) {
     name: i.name,
     vaultId: i.vaultId,
     previousVaultId: i.previousVaultId,
+    policyId: i.policyId,
     sourcePath: i.sourcePath,
     createdAt: new Date(i.createdAt).toISOString(),
     updatedAt: new Date(i.updatedAt).toISOString(),

@@ -14,6 +14,9 @@ export const JOB_STATES = [
   'failed',
   'cancelled',
   'skipped',
+  // A scheduled run waiting (overlap policy queue-one) for the item's active job to end. Not
+  // active: it holds nothing, and becomes `queued` only through the exclusivity index.
+  'deferred',
 ] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
@@ -38,7 +41,7 @@ export function isActive(state: JobState): boolean {
 }
 
 export function isTerminal(state: JobState): boolean {
-  return !isActive(state);
+  return !isActive(state) && state !== 'deferred';
 }
 
 export function isOperation(value: string): value is Operation {
@@ -70,6 +73,8 @@ export interface Job extends JobProgress {
   trigger: TriggerKind;
   retryOf: string | null;
   requestedBy: string | null;
+  /** The due time a scheduled run was for; unique per item. */
+  scheduledFor: number | null;
   idempotencyKey: string | null;
   /** Operation parameters, e.g. a restore's target and point. */
   params: Record<string, unknown>;

@@ -16,6 +16,7 @@ export class Metrics {
   readonly bytes: Counter<'operation' | 'kind'>;
   readonly leaseExpiries: Counter;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly scheduled: Counter<'outcome'>;
 
   constructor(store: CatalogStore) {
     collectDefaultMetrics({ register: this.registry, prefix: 'coffer_' });
@@ -53,6 +54,12 @@ export class Metrics {
       name: 'coffer_http_requests_total',
       help: 'HTTP requests served',
       labelNames: ['method', 'route', 'status'],
+      registers: [this.registry],
+    });
+    this.scheduled = new Counter({
+      name: 'coffer_scheduled_runs_total',
+      help: 'Scheduled runs this process decided, by outcome (fired, skipped, deferred, missed)',
+      labelNames: ['outcome'],
       registers: [this.registry],
     });
     new Gauge({

@@ -12,12 +12,15 @@ import { isLoopback } from '../http/auth.js';
 import { buildServer, type HttpServer } from '../http/server.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { Scheduler } from '../scheduler/scheduler.js';
 
 export interface ServeOptions {
   host: string;
   port: number;
   workers: number;
   graceMs: number;
+  /** Fire scheduled backups from this process (any number of processes may). */
+  scheduler: boolean;
 }
 
 export interface RunningServer {
@@ -54,8 +57,29 @@ export async function runServer(app: AppContext, opts: ServeOptions, logger: Log
           },
         })
       : null;
+  const scheduler = opts.scheduler
+    ? new Scheduler(app.store, app.clock, {
+        onTick: (r) => {
+          if (r.fired || r.skipped || r.deferred || r.missed || r.promoted || r.cancelled) {
+            metrics.scheduled.inc({ outcome: 'fired' }, r.fired);
+            metrics.scheduled.inc({ outcome: 'skipped' }, r.skipped);
+            metrics.scheduled.inc({ outcome: 'deferred' }, r.deferred);
+            metrics.scheduled.inc({ outcome: 'missed' }, r.missed);
+            logger.info({ ...r }, 'scheduled runs');
+          }
+        },
+        onError: (err) => logger.warn({ err }, 'scheduler tick failed; retrying'),
+      })
+    : null;
+  scheduler?.start();
   logger.info(
-    { address, workers: opts.workers, catalog: app.catalog.description, worker: app.workerId },
+    {
+      address,
+      workers: opts.workers,
+      scheduler: opts.scheduler,
+      catalog: app.catalog.description,
+      worker: app.workerId,
+    },
     'coffer serve started',
   );
 
@@ -68,6 +92,7 @@ export async function runServer(app: AppContext, opts: ServeOptions, logger: Log
         'shutting down: no new requests or jobs',
       );
       stopClaiming.abort();
+      await scheduler?.stop();
       http.endStreams();
       const closing = http.api.close();
       if (pool) {

@@ -44,6 +44,7 @@ const CONTEXT_PATHS = new Set([
   'path',
   'jobId',
   'requiredRole',
+  'policy',
   'workerId',
   ...[
     'id',

@@ -3,6 +3,7 @@ import { addItem, moveItem } from '../../app/vaults.js';
 import { formatTime, printJson, table } from '../format.js';
 import { withApp } from '../session.js';
 import { requester } from './operations.js';
+import { registerItemPolicyCommand } from './policy.js';
 
 export function registerItemCommands(program: Command): void {
   const item = program.command('item').description('protect directories and move them between vaults');
@@ -13,10 +14,12 @@ export function registerItemCommands(program: Command): void {
     .argument('<name>', 'item name')
     .requiredOption('--vault <vault>', 'vault to back up into')
     .requiredOption('--path <dir>', 'directory to protect')
+    .option('--policy <policy>', 'schedule and retention policy to follow')
     .option('--json', 'print the item as JSON')
-    .action(async (name: string, opts: { vault: string; path: string; json?: boolean }) => {
+    .action(async (name: string, opts: { vault: string; path: string; policy?: string; json?: boolean }) => {
       await withApp(opts.json, async (app) => {
-        const it = await addItem(app, { name, vaultRef: opts.vault, path: opts.path }, requester());
+        const policyId = opts.policy ? (await app.store.getPolicy(opts.policy)).id : null;
+        const it = await addItem(app, { name, vaultRef: opts.vault, path: opts.path, policyId }, requester());
         if (opts.json) printJson(it);
         else
           process.stdout.write(
@@ -24,6 +27,8 @@ export function registerItemCommands(program: Command): void {
           );
       });
     });
+
+  registerItemPolicyCommand(item);
 
   item
     .command('list')

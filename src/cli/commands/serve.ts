@@ -25,25 +25,37 @@ export function registerServeCommand(program: Command): void {
       'on SIGTERM, how long running jobs may take to finish before they are released',
       '30',
     )
-    .action(async (opts: { host: string; port: string; workers: string; graceSeconds: string }) => {
-      const port = opts.port === '0' ? 0 : parsePositiveInt(opts.port, '--port', 65_535);
-      const workers = opts.workers === '0' ? 0 : parsePositiveInt(opts.workers, '--workers', 256);
-      const graceMs = parsePositiveInt(opts.graceSeconds, '--grace-seconds', 86_400) * 1000;
-      await withApp(false, async (app) => {
-        const logger = createLogger();
-        const server = await runServer(app, { host: opts.host, port, workers, graceMs }, logger);
-        process.stdout.write(
-          `coffer serve listening on ${server.address} (API docs: ${server.address}/docs)\n`,
-        );
-        await new Promise<void>((resolve) => {
-          let signals = 0;
-          const onSignal = (signal: string) => {
-            if (++signals > 1) process.exit(130);
-            void server.shutdown(signal).then(resolve);
-          };
-          process.on('SIGTERM', () => onSignal('SIGTERM'));
-          process.on('SIGINT', () => onSignal('SIGINT'));
+    .action(
+      async (opts: {
+        host: string;
+        port: string;
+        workers: string;
+        graceSeconds: string;
+        scheduler: boolean;
+      }) => {
+        const port = opts.port === '0' ? 0 : parsePositiveInt(opts.port, '--port', 65_535);
+        const workers = opts.workers === '0' ? 0 : parsePositiveInt(opts.workers, '--workers', 256);
+        const graceMs = parsePositiveInt(opts.graceSeconds, '--grace-seconds', 86_400) * 1000;
+        await withApp(false, async (app) => {
+          const logger = createLogger();
+          const server = await runServer(
+            app,
+            { host: opts.host, port, workers, graceMs, scheduler: opts.scheduler },
+            logger,
+          );
+          process.stdout.write(
+            `coffer serve listening on ${server.address} (API docs: ${server.address}/docs)\n`,
+          );
+          await new Promise<void>((resolve) => {
+            let signals = 0;
+            const onSignal = (signal: string) => {
+              if (++signals > 1) process.exit(130);
+              void server.shutdown(signal).then(resolve);
+            };
+            process.on('SIGTERM', () => onSignal('SIGTERM'));
+            process.on('SIGINT', () => onSignal('SIGINT'));
+          });
         });
-      });
-    });
+      },
+    );
 }
