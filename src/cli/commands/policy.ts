@@ -67,7 +67,8 @@ function withPolicyFlags(cmd: Command, creating: boolean): Command {
     .option(
       '--catch-up <duration>',
       'after downtime, run the latest missed due time if it is at most this old (default 1h)',
-    );
+    )
+    .option('--limit-read <rate>', 'read at most this fast in scheduled runs, e.g. 50M (bytes per second)');
   for (const rule of RETENTION_RULES)
     cmd.option(
       `--keep-${rule} <n>`,

@@ -20,6 +20,7 @@ export function registerServeCommand(program: Command): void {
       'jobs to run at once in this process (0: API only)',
       String(Math.max(1, availableParallelism())),
     )
+    .option('--no-scheduler', 'do not fire scheduled backups from this process')
     .option(
       '--grace-seconds <n>',
       'on SIGTERM, how long running jobs may take to finish before they are released',
