@@ -1365,6 +1365,46 @@ export class CatalogStore implements JobStore {
     return promoted;
   }
 
+  // ---------------------------------------------------------------- insights
+
+  /** What insights read: items with their policy, recent backup jobs, and active jobs. */
+  async insightData(since: number): Promise<{
+    items: (Item & { vaultName: string; policy: Policy | null })[];
+    recent: Job[];
+    active: Job[];
+  }> {
+    const items = await this.db
+      .selectFrom('items')
+      .innerJoin('vaults', 'vaults.id', 'items.vault_id')
+      .selectAll('items')
+      .select('vaults.name as vault_name')
+      .orderBy('items.name')
+      .execute();
+    const policies = new Map((await this.listPolicies()).map((p) => [p.id, p]));
+    const recent = await this.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('operation', '=', 'backup')
+      .where('created_at', '>=', since)
+      .orderBy('id', 'desc')
+      .limit(50_000)
+      .execute();
+    const active = await this.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('state', 'in', [...ACTIVE_STATES])
+      .execute();
+    return {
+      items: items.map((r) => ({
+        ...toItem(r),
+        vaultName: r.vault_name,
+        policy: r.policy_id ? (policies.get(r.policy_id) ?? null) : null,
+      })),
+      recent: recent.map(toJob),
+      active: active.map(toJob),
+    };
+  }
+
   // ---------------------------------------------------------------- reads
 
   async getJob(jobId: string): Promise<Job> {
@@ -1607,6 +1647,7 @@ function toJob(r: Selectable<JobTable>): Job {
     createdAt: r.created_at,
     startedAt: r.started_at,
     endedAt: r.ended_at,
+    updatedAt: r.updated_at,
     leaseOwner: r.lease_owner,
     leaseExpiresAt: r.lease_expires_at,
     fencingToken: r.fencing_token,

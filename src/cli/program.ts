@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { registerAccessCommands } from './commands/access.js';
+import { registerInsightsCommand } from './commands/insights.js';
 import { registerItemCommands } from './commands/item.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -30,6 +31,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerMiscCommands(program, setExit);
   registerAccessCommands(program);
   registerPolicyCommands(program);
+  registerInsightsCommand(program);
   registerServeCommand(program);
   registerDemoCommand(program, setExit);
   // Every subcommand gets the same usage-error behaviour as the root.

@@ -78,6 +78,7 @@ export async function buildServer(opts: ServerOptions): Promise<HttpServer> {
         { name: 'items', description: 'Protected items, their recovery points and triggers' },
         { name: 'vaults', description: 'Encrypted backup stores' },
         { name: 'policies', description: 'Schedules, retention and overlap policies' },
+        { name: 'insights', description: 'Warnings before conflicts happen' },
         { name: 'errors', description: 'The self-help catalog' },
         { name: 'access', description: 'API tokens and the audit log' },
         { name: 'service', description: 'Health, readiness and metrics' },

@@ -81,6 +81,8 @@ export interface Job extends JobProgress {
   createdAt: number;
   startedAt: number | null;
   endedAt: number | null;
+  /** Last change; a running job's heartbeat renews it. */
+  updatedAt: number;
   leaseOwner: string | null;
   leaseExpiresAt: number | null;
   fencingToken: number;

@@ -2,6 +2,7 @@
 import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { generateToken, hashToken } from '../../access/tokens.js';
+import { currentInsights } from '../../app/insights.js';
 import { ERROR_CODES, articleFor } from '../../errors/index.js';
 import { CofferError } from '../../errors/coffer-error.js';
 import { actorOf } from '../auth.js';
@@ -133,6 +134,33 @@ export function serviceRoutes(api: Api, deps: HttpDeps): void {
         ...e,
         at: new Date(e.at).toISOString(),
       })),
+  );
+
+  api.get(
+    '/api/v1/insights',
+    {
+      config: { role: 'reader' },
+      schema: {
+        tags: ['insights'],
+        summary:
+          'Warnings from the job history, each with affected items, evidence and the recommended change',
+        response: {
+          200: Type.Array(
+            Type.Object({
+              kind: Type.String(),
+              severity: Type.String(),
+              title: Type.String(),
+              items: Type.Array(Type.Object({ id: Type.String(), name: Type.String() })),
+              evidence: Type.Record(Type.String(), Type.Unknown()),
+              recommendation: Type.String(),
+              docs: Type.Array(Type.Object({ title: Type.String(), href: Type.String() })),
+            }),
+          ),
+          ...problems,
+        },
+      },
+    },
+    async () => currentInsights(app),
   );
 
   api.get('/healthz', { schema: { tags: ['service'], summary: 'The process is alive' } }, async () => ({
