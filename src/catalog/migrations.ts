@@ -219,6 +219,20 @@ const MIGRATIONS: Migration[] = [
         .execute();
     },
   },
+  {
+    name: '004_one_prune_per_vault',
+    async up(typed) {
+      const db = typed as unknown as SchemaDb;
+      // Two prunes of one vault would race each other's index rewrites; one at a time.
+      await db.schema
+        .createIndex('jobs_one_active_prune_per_vault')
+        .on('jobs')
+        .column('vault_id')
+        .unique()
+        .where(sql<SqlBool>`operation = 'prune' and state in ('queued', 'in_progress', 'cancelling')`)
+        .execute();
+    },
+  },
 ];
 
 export const MIGRATION_NAMES = MIGRATIONS.map((m) => m.name);

@@ -444,6 +444,7 @@ export class CatalogStore implements JobStore {
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
         if (req.idempotencyKey && violatedConstraint(err).includes('idempotency')) continue;
+        if (req.operation === 'prune') throw await this.pruneRefusal(req.vaultId);
         const refusal = await this.refusalFor(req);
         if (refusal) throw refusal;
         // The blocking job ended between our insert and our read: admit again.
@@ -485,6 +486,58 @@ export class CatalogStore implements JobStore {
       blockingJobView(blocking, { vaultName: names?.blocking_vault ?? blocking.vaultId, itemName }),
       { itemName, requestedVaultId: req.vaultId, requestedVaultName: names?.requested_vault ?? req.vaultId },
     );
+  }
+
+  private async pruneRefusal(vaultId: string): Promise<CofferError> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .innerJoin('vaults', 'vaults.id', 'jobs.vault_id')
+      .select(['jobs.id', 'jobs.state', 'vaults.name'])
+      .where('jobs.vault_id', '=', vaultId)
+      .where('jobs.operation', '=', 'prune')
+      .where('jobs.state', 'in', [...ACTIVE_STATES])
+      .executeTakeFirst();
+    return new CofferError(
+      'PruneInProgress',
+      `prune job ${row?.id ?? '?'} of vault '${row?.name ?? vaultId}' is ${row?.state ?? 'active'}`,
+      {
+        vault: row?.name ?? vaultId,
+        jobId: row?.id ?? null,
+      },
+    );
+  }
+
+  /** Removes recovery points from the catalog (retention); their snapshots are forgotten after. */
+  async deletePoints(ids: string[]): Promise<number> {
+    if (!ids.length) return 0;
+    const res = await this.db.deleteFrom('recovery_points').where('id', 'in', ids).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
+  /** Whether a backup of this vault that was already running at `markTime` is still running. */
+  async backupRunningSince(vaultId: string, markTime: number): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .select('id')
+      .where('vault_id', '=', vaultId)
+      .where('operation', '=', 'backup')
+      .where('state', 'in', [...LEASED_STATES])
+      .where('started_at', '<=', markTime)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Every point in a vault, for retention. */
+  async pointsInVault(vaultId: string): Promise<RecoveryPoint[]> {
+    return (
+      await this.db
+        .selectFrom('recovery_points')
+        .selectAll()
+        .where('vault_id', '=', vaultId)
+        .orderBy('snapshot_time', 'desc')
+        .execute()
+    ).map(toPoint);
   }
 
   async activeExclusiveJob(itemId: string): Promise<Job | null> {

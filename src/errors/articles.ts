@@ -408,6 +408,18 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     exitCode: 1,
     retryable: false,
   },
+  PruneInProgress: {
+    title: 'A prune of this vault is already running',
+    description: 'Only one prune runs per vault at a time, and one is queued or running now.',
+    recommendedSteps: [
+      'Follow the running prune: `coffer job list --vault {vault|VAULT} --operation prune --state in_progress`, then `coffer job show {blockingJob.id,jobId|JOB_ID} --follow`.',
+      'Backups, restores and checks of the vault keep working while it runs; start another prune after it ends if you still need one.',
+    ],
+    docs: [doc.space],
+    httpStatus: 409,
+    exitCode: 1,
+    retryable: true,
+  },
   Unauthenticated: {
     title: 'An API token is required',
     description:

@@ -25,6 +25,7 @@ export const ERROR_CODES = [
   'ScheduledRunMissed',
   'PolicyNotFound',
   'PolicyInUse',
+  'PruneInProgress',
   'Unauthenticated',
   'Forbidden',
   'InternalError',
