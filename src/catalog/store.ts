@@ -514,13 +514,17 @@ export class CatalogStore implements JobStore {
     return Number(res.numDeletedRows);
   }
 
-  /** Whether a backup of this vault that was already running at `markTime` is still running. */
-  async backupRunningSince(vaultId: string, markTime: number): Promise<boolean> {
+  /**
+   * Whether a job that reads or writes this vault's data (backup, restore, check) and was
+   * already running at `markTime` is still running: prune deletes condemned data only after
+   * every such job has ended.
+   */
+  async dataJobRunningSince(vaultId: string, markTime: number): Promise<boolean> {
     const row = await this.db
       .selectFrom('jobs')
       .select('id')
       .where('vault_id', '=', vaultId)
-      .where('operation', '=', 'backup')
+      .where('operation', 'in', ['backup', 'restore', 'check'])
       .where('state', 'in', [...LEASED_STATES])
       .where('started_at', '<=', markTime)
       .limit(1)
