@@ -11,8 +11,10 @@ export interface Config {
   home: string;
   databaseUrl: string | undefined;
   leaseMs: number;
-  /** Null until asked for: commands that touch no vault data never need a password. */
+  /** Read only when asked for: commands that touch no vault data never need a password. */
   passwordFile: string | undefined;
+  /** COFFER_PASSWORD as it was in the environment the config was loaded from. */
+  password: string | undefined;
 }
 
 export function loadConfig(
@@ -38,11 +40,12 @@ export function loadConfig(
     databaseUrl: env.COFFER_DATABASE_URL || undefined,
     leaseMs: Math.round(leaseSeconds * 1000),
     passwordFile: overrides.passwordFile ?? (env.COFFER_PASSWORD_FILE || undefined),
+    password: env.COFFER_PASSWORD || undefined,
   };
 }
 
 /** The vault password: --password-file (or COFFER_PASSWORD_FILE) wins over COFFER_PASSWORD. */
-export function readPassword(config: Config, env: NodeJS.ProcessEnv = process.env): string {
+export function readPassword(config: Config): string {
   if (config.passwordFile) {
     let text: string;
     try {
@@ -63,7 +66,7 @@ export function readPassword(config: Config, env: NodeJS.ProcessEnv = process.en
       });
     return password;
   }
-  const password = env.COFFER_PASSWORD;
+  const password = config.password;
   if (!password) {
     throw new CofferError(
       'PasswordRequired',

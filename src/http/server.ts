@@ -47,6 +47,13 @@ export async function buildServer(opts: ServerOptions): Promise<HttpServer> {
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
     },
     return503OnClosing: true,
+    // Router-level failures (a malformed URL, an over-long path segment) arrive here rather
+    // than in the error handler; they get the same problem+json.
+    frameworkErrors: (err, request, reply) => {
+      const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      const detail = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : `the request URL is not valid (${err.code ?? 'bad URL'})`;
+      void sendProblem(reply, new CofferError('InvalidRequest', detail, { field: 'path' }), request, status);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const streams = new Set<ServerResponse>();
