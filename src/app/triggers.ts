@@ -6,6 +6,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { CofferError } from '../errors/coffer-error.js';
 import { RETRYABLE_STATES } from '../jobs/job.js';
+import type { Item } from '../catalog/store.js';
 import type { Admission } from '../jobs/ports.js';
 import type { AppContext } from './context.js';
 
@@ -23,14 +24,14 @@ export async function triggerBackup(
   app: AppContext,
   itemRef: string,
   opts: TriggerOptions & { idempotencyKey?: string | null; limitReadBytesPerSec?: number },
-): Promise<Admission> {
+): Promise<Admission & { item: Item }> {
   if (opts.idempotencyKey != null && !/^[\x21-\x7e]{1,200}$/.test(opts.idempotencyKey)) {
     throw new CofferError('InvalidRequest', 'an idempotency key must be 1-200 visible ASCII characters', {
       field: 'idempotencyKey',
     });
   }
   const item = await app.store.getItem(itemRef);
-  return app.store.admit({
+  const admission = await app.store.admit({
     operation: 'backup',
     itemId: item.id,
     vaultId: item.vaultId,
@@ -40,6 +41,7 @@ export async function triggerBackup(
     params: opts.limitReadBytesPerSec ? { limitReadBytesPerSec: opts.limitReadBytesPerSec } : {},
     claimBy: claimFor(app, opts),
   });
+  return { ...admission, item };
 }
 
 export async function triggerRestore(

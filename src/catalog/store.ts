@@ -411,11 +411,11 @@ export class CatalogStore implements JobStore {
       const id = newId('j', now);
       const lease = req.claimBy ? { jobId: id, owner: req.claimBy.owner, token: 1 } : null;
       try {
-        await this.catalog.writeTx(async (trx) => {
+        const row = await this.catalog.writeTx(async (trx) => {
           // Recovery by lease expiry, in the admitting transaction: a dead worker's job must
           // not block this trigger, and no daemon is needed for that in the embedded mode.
           await this.reapExpiredIn(trx, now);
-          await trx
+          const inserted = await trx
             .insertInto('jobs')
             .values({
               id,
@@ -436,11 +436,13 @@ export class CatalogStore implements JobStore {
               fencing_token: lease ? 1 : 0,
               worker_id: lease?.owner ?? null,
             })
-            .execute();
+            .returningAll()
+            .executeTakeFirstOrThrow();
           await addEvent(trx, id, 'queued', now, describeAdmission(req));
           if (lease) await addEvent(trx, id, 'in_progress', now, `claimed by ${lease.owner}`);
+          return inserted;
         });
-        return { job: await this.getJob(id), lease, reused: false };
+        return { job: toJob(row), lease, reused: false };
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
         if (req.idempotencyKey && violatedConstraint(err).includes('idempotency')) continue;
@@ -1373,6 +1375,27 @@ export class CatalogStore implements JobStore {
           );
         }
         out.cancelled++;
+        {
+          // The newest due run is the one that should start: a run still waiting from an
+          // earlier due time is replaced rather than the new one skipped.
+          const replaced = await trx
+            .updateTable('jobs')
+            .set({
+              state: 'cancelled',
+              ended_at: now,
+              updated_at: now,
+              cancel_requested_at: now,
+              error_code: 'JobCancelled',
+              error_message: `replaced by the run due ${new Date(due).toISOString()} (overlap policy cancel-running)`,
+            })
+            .where('item_id', '=', step.itemId)
+            .where('state', '=', 'deferred')
+            .where('trigger', '=', 'schedule')
+            .returning('id')
+            .execute();
+          for (const r of replaced)
+            await addEvent(trx, r.id, 'cancelled', now, 'replaced by a newer scheduled run (cancel-running)');
+        }
         if (!(await defer('starts when the cancelled run has stopped (overlap policy cancel-running)')))
           await skip('skipped: a run is already waiting');
         return;

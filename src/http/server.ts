@@ -18,6 +18,8 @@ import { jobRoutes } from './routes/jobs.js';
 import { policyRoutes } from './routes/policies.js';
 import { resourceRoutes } from './routes/resources.js';
 import { serviceRoutes } from './routes/service.js';
+import { webRoutes } from './routes/web.js';
+import { whoamiRoutes } from './routes/whoami.js';
 
 export interface ServerOptions {
   app: AppContext;
@@ -50,8 +52,14 @@ export async function buildServer(opts: ServerOptions): Promise<HttpServer> {
     // Router-level failures (a malformed URL, an over-long path segment) arrive here rather
     // than in the error handler; they get the same problem+json.
     frameworkErrors: (err, request, reply) => {
-      const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
-      const detail = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : `the request URL is not valid (${err.code ?? 'bad URL'})`;
+      const status =
+        typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500
+          ? err.statusCode
+          : 400;
+      const detail =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? 'a path segment is too long'
+          : `the request URL is not valid (${err.code ?? 'bad URL'})`;
       void sendProblem(reply, new CofferError('InvalidRequest', detail, { field: 'path' }), request, status);
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -128,6 +136,8 @@ export async function buildServer(opts: ServerOptions): Promise<HttpServer> {
   resourceRoutes(api, deps);
   serviceRoutes(api, deps);
   policyRoutes(api, deps);
+  whoamiRoutes(api, auth);
+  webRoutes(api);
 
   return {
     api,

@@ -15,10 +15,31 @@ export async function jobsOut(app: AppContext, jobs: Job[]): Promise<JobJson[]> 
   );
 }
 
+/**
+ * Names by id. Vault and item names never change (there is no rename), so a process-wide cache
+ * is always right and saves two reads per job rendered.
+ */
+const names = new Map<string, string>();
+
+export function rememberName(id: string, name: string): void {
+  if (names.size > 50_000) names.clear();
+  names.set(id, name);
+}
+
+async function nameOf(app: AppContext, id: string, kind: 'item' | 'vault'): Promise<string | null> {
+  const known = names.get(id);
+  if (known !== undefined) return known;
+  const found =
+    kind === 'item'
+      ? await app.store.getItem(id).catch(() => null)
+      : await app.store.getVault(id).catch(() => null);
+  if (found) rememberName(id, found.name);
+  return found?.name ?? null;
+}
+
 export async function jobOut(app: AppContext, job: Job): Promise<JobJson> {
-  const item = job.itemId ? await app.store.getItem(job.itemId).catch(() => null) : null;
-  const vault = await app.store.getVault(job.vaultId).catch(() => null);
-  return jobJson(job, { itemName: item?.name ?? null, vaultName: vault?.name ?? null });
+  const itemName = job.itemId ? await nameOf(app, job.itemId, 'item') : null;
+  return jobJson(job, { itemName, vaultName: await nameOf(app, job.vaultId, 'vault') });
 }
 
 export function vaultOut(v: Vault | VaultSummary) {

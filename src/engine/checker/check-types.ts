@@ -5,6 +5,8 @@ export type CheckIssueKind =
   | 'pack-missing'
   | 'pack-size-mismatch'
   | 'pack-unreferenced'
+  | 'pack-condemned'
+  | 'condemned-unreadable'
   | 'pack-hash-mismatch'
   | 'pack-header-damaged'
   | 'pack-header-mismatch'

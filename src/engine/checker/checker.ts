@@ -4,13 +4,14 @@ import { throwIfCancelled } from '../cancellation.js';
 import { openJson } from '../crypto/sealed-json.js';
 import { parseKeyFile } from '../crypto/key-file.js';
 import { mapLimit } from '../concurrency.js';
-import { type IndexedPack, MasterIndex, readIndexFile } from '../index/master-index.js';
+import { type IndexedPack, loadAllFiles, MasterIndex, readIndexFile } from '../index/master-index.js';
 import { decodeBlob } from '../pack/blob-codec.js';
 import { packHeaderFromBytes, type PackedBlob } from '../pack/pack-format.js';
 import { packPath } from '../pack/pack-writer.js';
 import { parseConfig } from '../repository/repository-config.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
-import { readSnapshot, type Snapshot } from '../snapshot/snapshot.js';
+import { CONDEMNED_DIR, readCondemnedList } from '../prune/condemned.js';
+import { readSnapshot, type Snapshot, snapshotPath } from '../snapshot/snapshot.js';
 import { isSafeName } from '../tree/tree.js';
 import type { CheckIssue, CheckProgress, CheckReport } from './check-types.js';
 
@@ -53,12 +54,26 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
     });
   }
 
+  // Condemned lists (prune), before the index: see RepositoryContext.loadIndex.
+  const condemned = new Set<string>();
+  await loadAllFiles(backend, CONDEMNED_DIR, async (name) => {
+    try {
+      for (const p of (await readCondemnedList(backend, key, name)).packs) condemned.add(p);
+    } catch (err) {
+      if (!(await backend.stat(`${CONDEMNED_DIR}/${name}`))) throw err; // replaced meanwhile: re-listed
+      issues.push({
+        kind: 'condemned-unreadable',
+        severity: 'error',
+        message: `${message(err)} (backups refuse to start until it is removed or repaired)`,
+        ids: { path: `${CONDEMNED_DIR}/${name}` },
+      });
+    }
+  });
+
   // Index files, and the packs they promise.
-  const index = new MasterIndex();
+  const index = new MasterIndex(condemned);
   const indexedPacks = new Map<string, IndexedPack>();
-  const indexNames = await backend.list('index');
-  counts.indexFiles = indexNames.length;
-  await mapLimit(indexNames, 8, async (name) => {
+  const indexFiles = await loadAllFiles(backend, 'index', async (name) => {
     try {
       const content = await readIndexFile(backend, key, name);
       for (const p of content.packs) {
@@ -66,6 +81,7 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
         indexedPacks.set(p.id, p);
       }
     } catch (err) {
+      if (!(await backend.stat(`index/${name}`))) throw err; // replaced by a prune meanwhile: re-listed
       issues.push({
         kind: 'index-unreadable',
         severity: 'error',
@@ -74,7 +90,28 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
       });
     }
   });
+  counts.indexFiles = indexFiles.size;
   cancelled();
+
+  /**
+   * A prune's sweep deletes a pack only after no index file lists it any more; an index read
+   * before that still does. So a pack missing now is an error only if the current index lists it.
+   */
+  let latest: { started: number; packs: Promise<Set<string>> } | null = null;
+  const stillIndexed = async (packId: string): Promise<boolean> => {
+    const observed = performance.now();
+    // Only an index read that began after the pack was seen missing can tell.
+    if (!latest || latest.started < observed) {
+      latest = {
+        started: performance.now(),
+        packs: loadAllFiles(backend, 'index', (name) => readIndexFile(backend, key, name)).then(
+          (files) => new Set([...files.values()].flatMap((c) => c.packs.map((p) => p.id))),
+          () => new Set(indexedPacks.keys()),
+        ),
+      };
+    }
+    return (await latest.packs).has(packId);
+  };
 
   const packFiles = new Map<string, string>();
   for (const name of await backend.list('data')) {
@@ -86,6 +123,7 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
   await mapLimit([...indexedPacks.values()], 16, async (p) => {
     const st = await backend.stat(packPath(p.id));
     if (!st) {
+      if (!(await stillIndexed(p.id))) return;
       issues.push({
         kind: 'pack-missing',
         severity: 'error',
@@ -102,7 +140,14 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
     }
   });
   for (const [id, path] of packFiles) {
-    if (!indexedPacks.has(id) || path !== packPath(id)) {
+    if (condemned.has(id) && path === packPath(id)) {
+      issues.push({
+        kind: 'pack-condemned',
+        severity: 'info',
+        message: `${path} is condemned by a prune; it is deleted once the backups that were running at the mark have ended`,
+        ids: { pack: id, path },
+      });
+    } else if (!indexedPacks.has(id) || path !== packPath(id)) {
       issues.push({
         kind: 'pack-unreferenced',
         severity: 'info',
@@ -113,6 +158,10 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
   }
   emit();
 
+  const snapshotExists = async (id: string): Promise<boolean> =>
+    !!(await backend.stat(snapshotPath('committed', id))) ||
+    !!(await backend.stat(snapshotPath('pending', id)));
+
   // Snapshots: every tree must load and every blob it names must be indexed.
   phase = 'snapshots';
   // Read one by one, so a damaged snapshot file is reported without hiding the others.
@@ -122,6 +171,8 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
       try {
         snapshots.push(await readSnapshot(backend, key, state, name));
       } catch (err) {
+        // Committed or forgotten while we read: not damage.
+        if (!(await backend.stat(snapshotPath(state, name)))) continue;
         issues.push({
           kind: 'snapshot-unreadable',
           severity: 'error',
@@ -144,6 +195,8 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
       try {
         nodes = await ctx.loadTree(index, treeId);
       } catch (err) {
+        // A snapshot forgotten meanwhile may have lost its trees to a prune: not damage.
+        if (!(await snapshotExists(snap.id))) continue;
         issues.push({
           kind: 'tree-unreadable',
           severity: 'error',
@@ -185,7 +238,13 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
     packsTotal = toRead.length;
     await mapLimit(toRead, 2, async (p) => {
       cancelled();
-      const bytes = await backend.load(packPath(p.id));
+      let bytes: Buffer;
+      try {
+        bytes = await backend.load(packPath(p.id));
+      } catch (err) {
+        if (!(await backend.stat(packPath(p.id))) && !(await stillIndexed(p.id))) return; // swept meanwhile
+        throw err;
+      }
       counts.bytesRead += bytes.length;
       checkPackBytes(ctx, p, bytes, issues);
       packsDone++;

@@ -22,15 +22,27 @@ export interface IndexFileContent {
   packs: IndexedPack[];
 }
 
+/**
+ * Blob id -> where to read it. A blob stored in several packs (concurrent backups, prune's
+ * repacking) resolves to a copy in a pack that no prune has condemned whenever one exists, so
+ * readers that start after a mark never depend on a pack a sweep may delete.
+ */
 export class MasterIndex {
   private readonly blobs = new Map<string, IndexEntry>();
   /** Pack id -> size in bytes. */
   readonly packs = new Map<string, number>();
 
+  /** `condemned`: packs listed in condemned/ files when this index was loaded (see prune). */
+  constructor(readonly condemned: ReadonlySet<string> = new Set()) {}
+
   addPack(pack: IndexedPack): void {
     this.packs.set(pack.id, pack.size);
+    const packCondemned = this.condemned.has(pack.id);
     for (const b of pack.blobs) {
-      if (!this.blobs.has(b.id)) this.blobs.set(b.id, { ...b, packId: pack.id });
+      const prev = this.blobs.get(b.id);
+      if (!prev || (!packCondemned && this.condemned.has(prev.packId))) {
+        this.blobs.set(b.id, { ...b, packId: pack.id });
+      }
     }
   }
 
@@ -40,6 +52,15 @@ export class MasterIndex {
 
   has(id: string): boolean {
     return this.blobs.has(id);
+  }
+
+  /**
+   * Whether a copy of the blob lives in a pack no prune has condemned. Backups deduplicate only
+   * against such copies: a blob found only in condemned packs is stored again.
+   */
+  hasLive(id: string): boolean {
+    const e = this.blobs.get(id);
+    return e !== undefined && !this.condemned.has(e.packId);
   }
 
   get blobCount(): number {
@@ -84,12 +105,45 @@ export async function readIndexFile(backend: Backend, key: Buffer, name: string)
   return parseIndexFile(openJson(key, await backend.load(path), path), path);
 }
 
-/** Loads every index file present now. Files written later by concurrent backups are simply not seen. */
-export async function loadMasterIndex(backend: Backend, key: Buffer): Promise<MasterIndex> {
-  const index = new MasterIndex();
-  const names = await backend.list('index');
-  const contents = await mapLimit(names, 8, (name) => readIndexFile(backend, key, name));
-  for (const c of contents) for (const p of c.packs) index.addPack(p);
+/**
+ * Lists `prefix` and loads every file in it. Prune replaces files (writes the new one, then
+ * removes the old), so a file may vanish between list and load: then the directory is listed
+ * again, which finds its replacement. Files loaded before they vanished stay in the result.
+ */
+export async function loadAllFiles<T>(
+  backend: Backend,
+  prefix: string,
+  load: (name: string) => Promise<T>,
+  limit = 8,
+): Promise<Map<string, T>> {
+  const out = new Map<string, T>();
+  for (let attempt = 0; ; attempt++) {
+    const names = (await backend.list(prefix)).filter((n) => !out.has(n));
+    let vanished = false;
+    await mapLimit(names, limit, async (name) => {
+      try {
+        out.set(name, await load(name));
+      } catch (err) {
+        if (attempt >= 20 || (await backend.stat(`${prefix}/${name}`))) throw err;
+        vanished = true;
+      }
+    });
+    if (!vanished) return out;
+  }
+}
+
+/**
+ * Loads every index file present now. Files written later by concurrent backups are simply not
+ * seen. `condemned` (loaded before the index, see prune) decides which copy of a blob is preferred.
+ */
+export async function loadMasterIndex(
+  backend: Backend,
+  key: Buffer,
+  condemned: ReadonlySet<string> = new Set(),
+): Promise<MasterIndex> {
+  const index = new MasterIndex(condemned);
+  const contents = await loadAllFiles(backend, 'index', (name) => readIndexFile(backend, key, name));
+  for (const c of contents.values()) for (const p of c.packs) index.addPack(p);
   return index;
 }
 

@@ -32,8 +32,9 @@ export class BlobSaver {
     private readonly index: MasterIndex,
   ) {}
 
+  /** Blobs that live only in packs a prune has condemned count as unknown: they are stored again. */
   knows(id: string): boolean {
-    return this.seen.has(id) || this.index.has(id);
+    return this.seen.has(id) || this.index.hasLive(id);
   }
 
   async save(type: BlobType, plaintext: Buffer, id: string, tryCompress: boolean): Promise<SaveOutcome> {

@@ -3,6 +3,7 @@ import type { Backend } from '../../storage/backend.js';
 import { gearTableFromSeed } from '../chunker/fastcdc.js';
 import { type IndexEntry, loadMasterIndex, type MasterIndex } from '../index/master-index.js';
 import { decodeBlob } from '../pack/blob-codec.js';
+import { loadCondemnedPacks } from '../prune/condemned.js';
 import { packPath } from '../pack/pack-writer.js';
 import { decodeTree, type TreeNode } from '../tree/tree.js';
 import type { RepositoryConfig } from './repository-config.js';
@@ -23,8 +24,15 @@ export class RepositoryContext {
     this.gear = gearTableFromSeed(Buffer.from(config.chunker.gearSeed, 'hex'));
   }
 
-  loadIndex(): Promise<MasterIndex> {
-    return loadMasterIndex(this.backend, this.key);
+  /**
+   * Condemned lists first, then the index: a sweep removes a list only after it has rewritten the
+   * index without the list's packs, so this order never yields an index entry for a deleted pack
+   * that is not also known as condemned. Backups deduplicate only against live copies
+   * (`MasterIndex.hasLive`); restores and checks prefer them.
+   */
+  async loadIndex(): Promise<MasterIndex> {
+    const condemned = await loadCondemnedPacks(this.backend, this.key);
+    return loadMasterIndex(this.backend, this.key, condemned);
   }
 
   async loadBlob(entry: IndexEntry): Promise<Buffer> {

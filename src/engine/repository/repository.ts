@@ -13,6 +13,8 @@
  *                           written after its packs and before its snapshot.
  *   pending/<snapshot id>   sealed JSON snapshot written by a backup, not yet accepted by the catalog.
  *   snapshots/<snapshot id> committed snapshots (the same bytes, moved by commitSnapshot).
+ *   condemned/<random id>   sealed JSON: packs prune's mark found unneeded, and the mark time. Backups
+ *                           never deduplicate against them; a later sweep deletes them.
  *   tmp/                    in-progress writes of the local backend; ignored by everything.
  *
  * "Sealed" = AES-256-GCM with the master key: 12-byte random nonce || ciphertext || 16-byte tag.
@@ -40,11 +42,14 @@ import {
   wrapMasterKey,
 } from '../crypto/key-file.js';
 import { openJson, sealJson } from '../crypto/sealed-json.js';
+import { runPrune } from '../prune/pruner.js';
+import type { PruneOptions, PruneReport } from '../prune/prune-types.js';
 import { runRestore } from '../restorer/restorer.js';
 import type { RestoreOptions, RestoreResult } from '../restorer/restore-types.js';
 import {
   commitSnapshot,
   discardSnapshot,
+  forgetSnapshots,
   listSnapshots,
   loadSnapshot,
   type Snapshot,
@@ -145,6 +150,21 @@ export class Repository {
 
   restore(opts: RestoreOptions): Promise<RestoreResult> {
     return runRestore(this.ctx, opts);
+  }
+
+  /** Removes snapshots/<id> and pending/<id> of each (full) id; their data goes at the next prune. */
+  forgetSnapshots(ids: string[]): Promise<void> {
+    return forgetSnapshots(this.ctx.backend, ids);
+  }
+
+  /**
+   * Garbage collection in two phases, safe while backups of this repository run: mark condemns
+   * packs no committed or pending snapshot needs; a sweep (this run or a later one) deletes them
+   * once `backupsRunningAtHaveEnded(markTime)` is true and they are still unneeded.
+   * See docs/repository-format.md, "Prune".
+   */
+  prune(opts: PruneOptions): Promise<PruneReport> {
+    return runPrune(this.ctx, opts);
   }
 
   check(opts: {

@@ -160,3 +160,45 @@ export async function discardSnapshot(backend: Backend, id: string): Promise<voi
   if (!FULL_ID.test(id)) return;
   await backend.remove(snapshotPath('pending', id));
 }
+
+/** Removes committed and pending copies of each snapshot; ids must be full. Missing ones are fine. */
+export async function forgetSnapshots(backend: Backend, ids: string[]): Promise<void> {
+  for (const id of ids) {
+    if (typeof id !== 'string' || !FULL_ID.test(id)) {
+      throw new CofferError('InvalidRequest', `'${String(id)}' is not a full snapshot id (64 hex digits)`, {
+        field: 'ids',
+        snapshotId: id,
+      });
+    }
+  }
+  for (const id of ids) {
+    await backend.remove(snapshotPath('committed', id));
+    await backend.remove(snapshotPath('pending', id));
+  }
+}
+
+/**
+ * Every snapshot that still counts (committed and pending), for prune. Pending is listed before
+ * committed: commitSnapshot saves the committed copy before removing the pending one, so a snapshot
+ * committed while we list is seen in at least one of the two listings. A file that vanishes before
+ * it is read was committed (read the committed copy) or forgotten (skip it). A damaged snapshot is
+ * an error: prune cannot know what it needs.
+ */
+export async function loadLiveSnapshots(backend: Backend, key: Buffer): Promise<Snapshot[]> {
+  const pending = (await backend.list(DIRS.pending)).filter((n) => FULL_ID.test(n));
+  const committed = (await backend.list(DIRS.committed)).filter((n) => FULL_ID.test(n));
+  const refs = new Map<string, SnapshotState>();
+  for (const id of pending) refs.set(id, 'pending');
+  for (const id of committed) refs.set(id, 'committed');
+  const loaded = await mapLimit([...refs], 8, async ([id, state]): Promise<Snapshot | null> => {
+    for (const s of state === 'pending' ? (['pending', 'committed'] as const) : (['committed'] as const)) {
+      try {
+        return await readSnapshot(backend, key, s, id);
+      } catch (err) {
+        if (await backend.stat(snapshotPath(s, id))) throw err;
+      }
+    }
+    return null;
+  });
+  return loaded.filter((s): s is Snapshot => s !== null);
+}

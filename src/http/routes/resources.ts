@@ -20,7 +20,7 @@ import {
   Vault,
   VaultCreate,
 } from '../schemas.js';
-import { itemOut, jobOut, pointOut, vaultOut } from '../views.js';
+import { itemOut, jobOut, pointOut, rememberName, vaultOut } from '../views.js';
 
 const problems = { 400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem };
 const itemParams = Type.Object({ item: Ref });
@@ -30,7 +30,7 @@ export function resourceRoutes(api: Api, deps: HttpDeps): void {
   const { app, metrics } = deps;
 
   /** Counts admissions and refusals for /metrics; the refusal itself propagates as problem+json. */
-  async function admitted(operation: string, fn: () => Promise<Admission>): Promise<Admission> {
+  async function admitted<A extends Admission>(operation: string, fn: () => Promise<A>): Promise<A> {
     try {
       const a = await fn();
       if (!a.reused) metrics.admissions.inc({ operation });
@@ -206,6 +206,7 @@ export function resourceRoutes(api: Api, deps: HttpDeps): void {
         }),
       );
       if (a.reused) reply.header('Idempotent-Replayed', 'true');
+      rememberName(a.item.id, a.item.name);
       request.log.info(
         { jobId: a.job.id, itemId: a.job.itemId, by: actorOf(request), reused: a.reused },
         'backup triggered',

@@ -1,0 +1,207 @@
+/**
+ * Admission over HTTP (SPEC §2 exclusivity rule, §4 HTTP API), against a real
+ * `coffer serve --workers 0` child process:
+ *  (a) throughput: backup triggers at distinct items from K client processes, keep-alive
+ *      connections, C requests in flight each; every one must be a 202;
+ *  (b) storm: 1,000 triggers at one free item from several client processes released together;
+ *      exactly one 202, 999 × 409 UserErrorBackupOperationInProgress naming that job.
+ * Each measurement runs after an untimed warm-up round, for --rounds rounds; medians reported.
+ *
+ *   npm run build --silent && node dist/bench/http-admission.js [--pg] [--items 5000] [--rounds 3]
+ *     [--clients 4] [--concurrency 16] [--storm 1000] [--storm-clients 4] [--cpu-prof DIR]
+ * PostgreSQL with --pg or COFFER_BENCH_DATABASE_URL (admin URL; a fresh database is created and dropped).
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createVault } from '../src/app/vaults.js';
+import {
+  addItems,
+  createBenchCatalog,
+  fmtMs,
+  median,
+  nowMs,
+  percentiles,
+  startServe,
+  table,
+  type Percentiles,
+} from './lib/bench-catalog.js';
+import type { LoadTask } from './lib/load-client.js';
+import { aggregate, runLoad } from './lib/load-clients.js';
+
+const { values } = parseArgs({
+  options: {
+    pg: { type: 'boolean', default: false },
+    items: { type: 'string', default: '5000' },
+    rounds: { type: 'string', default: '3' },
+    clients: { type: 'string', default: '4' },
+    concurrency: { type: 'string', default: '16' },
+    storm: { type: 'string', default: '1000' },
+    'storm-clients': { type: 'string', default: '4' },
+    'cpu-prof': { type: 'string' },
+  },
+});
+const ITEMS = Number(values.items);
+const ROUNDS = Number(values.rounds);
+const CLIENTS = Number(values.clients);
+const CONCURRENCY = Number(values.concurrency);
+const STORM = Number(values.storm);
+const STORM_CLIENTS = Number(values['storm-clients']);
+const WARMUP_ITEMS = Math.min(ITEMS, 1000);
+
+const bc = await createBenchCatalog(values.pg);
+const log = (s: string) => process.stderr.write(`${s}\n`);
+try {
+  const t0 = nowMs();
+  await createVault(bc.app, 'bench', join(bc.home, 'vault'), 'bench');
+  const spreadNames = (round: number) =>
+    Array.from({ length: round === 0 ? WARMUP_ITEMS : ITEMS }, (_, i) => `r${round}-${i}`);
+  const names: string[] = [];
+  for (let r = 0; r <= ROUNDS; r++) names.push(...spreadNames(r), `storm-${r}`);
+  await addItems(bc, 'bench', names, bc.dialect === 'postgres' ? 8 : 1);
+  log(`${bc.dialect}: ${names.length} items in ${((nowMs() - t0) / 1000).toFixed(1)} s`);
+
+  const nodeArgs = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']] : [];
+  const server = await startServe(bc, ['--workers', '0'], nodeArgs);
+  log(`coffer serve at ${server.url} (logs: ${server.logFile})`);
+
+  const rates: number[] = [];
+  const spreadLat: Percentiles[] = [];
+  const storms: (Percentiles & { wallMs: number })[] = [];
+  const body = '{}';
+  try {
+    for (let round = 0; round <= ROUNDS; round++) {
+      const tag = round === 0 ? 'warm-up' : `round ${round}`;
+      // (a) distinct items, split evenly over the clients.
+      const paths = spreadNames(round).map((n) => `/api/v1/items/${n}/backups`);
+      const tasks: LoadTask[] = Array.from({ length: CLIENTS }, (_, c) => ({
+        mode: 'spread',
+        url: server.url,
+        paths: paths.filter((_, i) => i % CLIENTS === c),
+        concurrency: CONCURRENCY,
+        body,
+      }));
+      const spread = aggregate(await runLoad(tasks));
+      if (spread.statuses['202'] !== paths.length)
+        throw new Error(`${tag}: expected ${paths.length} × 202, got ${JSON.stringify(spread.statuses)}`);
+      const rate = (spread.total / spread.wallMs) * 1000;
+      const sp = percentiles(spread.latencies);
+
+      // (b) the storm at one free item.
+      const per = Math.ceil(STORM / STORM_CLIENTS);
+      const stormTasks: LoadTask[] = Array.from({ length: STORM_CLIENTS }, (_, c) => ({
+        mode: 'storm',
+        url: server.url,
+        path: `/api/v1/items/storm-${round}/backups`,
+        count: Math.min(per, STORM - c * per),
+        body,
+      }));
+      const results = await runLoad(stormTasks);
+      const storm = aggregate(results);
+      const accepted = results.flatMap((r) => r.accepted);
+      const blockers = new Set(results.flatMap((r) => r.blockers));
+      const codes = new Set(results.flatMap((r) => r.codes));
+      const errors = results.flatMap((r) => r.errors);
+      const ok =
+        storm.statuses['202'] === 1 &&
+        storm.statuses['409'] === STORM - 1 &&
+        accepted.length === 1 &&
+        blockers.size === 1 &&
+        blockers.has(accepted[0]!) &&
+        codes.size === 1 &&
+        codes.has('UserErrorBackupOperationInProgress');
+      if (!ok)
+        throw new Error(
+          `${tag}: storm of ${STORM} at one item: statuses ${JSON.stringify(storm.statuses)}, accepted ${JSON.stringify(accepted)}, 409s named ${JSON.stringify([...blockers])} with codes ${JSON.stringify([...codes])}; errors ${JSON.stringify(errors.slice(0, 3))}`,
+        );
+      const st = { ...percentiles(storm.latencies), wallMs: storm.wallMs };
+      log(
+        `${tag}: ${rate.toFixed(0)} admissions/s (${paths.length} in ${(spread.wallMs / 1000).toFixed(2)} s, p50 ${fmtMs(sp.p50)}, p99 ${fmtMs(sp.p99)}); ` +
+          `storm 1×202 + ${storm.statuses['409']}×409 in ${fmtMs(st.wallMs)}, p50 ${fmtMs(st.p50)}, p99 ${fmtMs(st.p99)}, max ${fmtMs(st.max)}`,
+      );
+      if (round === 0) continue;
+      rates.push(rate);
+      spreadLat.push(sp);
+      storms.push(st);
+    }
+  } finally {
+    await server.stop();
+  }
+
+  const target = bc.dialect === 'sqlite' ? '≤ 20 ms' : '≤ 40 ms';
+  const cells = (xs: number[], f: (x: number) => string) => [...xs.map(f), f(median(xs))];
+  const rounds = Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}`);
+  console.log(
+    `\n### ${bc.dialect}: ${CLIENTS} clients × ${CONCURRENCY} in flight over ${ITEMS} distinct items; storm of ${STORM} from ${STORM_CLIENTS} clients\n`,
+  );
+  console.log(
+    table(
+      ['measurement', ...rounds, 'median', 'target'],
+      [
+        [
+          'admissions/s, distinct items',
+          ...cells(rates, (x) => x.toFixed(0)),
+          bc.dialect === 'sqlite' ? '≥ 3,000/s' : '—',
+        ],
+        [
+          'admission latency p50',
+          ...cells(
+            spreadLat.map((p) => p.p50),
+            fmtMs,
+          ),
+          '',
+        ],
+        [
+          'admission latency p99',
+          ...cells(
+            spreadLat.map((p) => p.p99),
+            fmtMs,
+          ),
+          '',
+        ],
+        [`storm: 202 / 409`, ...storms.map(() => `1 / ${STORM - 1}`), `1 / ${STORM - 1}`, `1 / ${STORM - 1}`],
+        [
+          'storm latency p50',
+          ...cells(
+            storms.map((p) => p.p50),
+            fmtMs,
+          ),
+          '',
+        ],
+        [
+          'storm latency p95',
+          ...cells(
+            storms.map((p) => p.p95),
+            fmtMs,
+          ),
+          '',
+        ],
+        [
+          'storm latency p99',
+          ...cells(
+            storms.map((p) => p.p99),
+            fmtMs,
+          ),
+          target,
+        ],
+        [
+          'storm latency max',
+          ...cells(
+            storms.map((p) => p.max),
+            fmtMs,
+          ),
+          '',
+        ],
+        [
+          'storm wall time (first sent → last answered)',
+          ...cells(
+            storms.map((p) => p.wallMs),
+            fmtMs,
+          ),
+          '',
+        ],
+      ],
+    ),
+  );
+} finally {
+  await bc.close();
+}
