@@ -1,11 +1,12 @@
 /** Use cases for policies (schedule, retention, overlap) and assigning them to items. */
 import type { Item, Policy, PolicyInput } from '../catalog/store.js';
 import { CofferError } from '../errors/coffer-error.js';
+import { RETENTION_RULES } from '../scheduler/retention.js';
 import { isOverlapPolicy, OVERLAP_POLICIES, validateSchedule } from '../scheduler/schedule.js';
 import type { AppContext } from './context.js';
 import { validateName } from './vaults.js';
 
-export const RETENTION_RULES = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+export { RETENTION_RULES };
 
 export const DEFAULT_CATCH_UP_MS = 3600_000;
 
