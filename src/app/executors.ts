@@ -1,6 +1,6 @@
 /**
  * The work behind each operation, as Executors for the job runner: they connect a job to the
- * data engine. Backup prepares a snapshot that becomes visible in storage only after the
+ * data engine (prune lives in prune.ts). Backup prepares a snapshot that becomes visible in storage only after the
  * catalog committed it under a live lease (fencing), and is discarded otherwise.
  */
 import type { Job } from '../jobs/job.js';
@@ -8,9 +8,10 @@ import type { ExecutionContext, ExecutionResult, Executor } from '../jobs/runner
 import type { BackupProgress, CheckReport } from '../engine/index.js';
 import { CofferError } from '../errors/coffer-error.js';
 import type { AppContext } from './context.js';
+import { runPruneJob, type PruneHooks } from './prune.js';
 import { openVaultRepository } from './vaults.js';
 
-export interface ExecutorHooks {
+export interface ExecutorHooks extends PruneHooks {
   /** Receives a check's full report, which the job row keeps only in summary. */
   onCheckReport?: (report: CheckReport) => void;
 }
@@ -24,6 +25,8 @@ export function executorFor(app: AppContext, hooks: ExecutorHooks = {}): Executo
         return runRestore(app, job, ctx);
       case 'check':
         return runCheck(app, job, ctx, hooks);
+      case 'prune':
+        return runPruneJob(app, job, ctx, hooks);
       default:
         throw new CofferError('InvalidRequest', `operation ${job.operation} is not available yet`, {
           operation: job.operation,

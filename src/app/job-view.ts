@@ -39,6 +39,8 @@ export interface JobJson {
   warnings: string[];
   recoveryPointId: string | null;
   params: Record<string, unknown>;
+  /** The finished job's report (empty while it runs). */
+  result: Record<string, unknown>;
 }
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
@@ -84,5 +86,6 @@ export function jobJson(
     warnings: job.warnings,
     recoveryPointId: job.recoveryPointId,
     params: job.params,
+    result: job.result,
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Starting jobs: the use cases behind `coffer backup/restore/check/job retry` and the matching
+ * Starting jobs: the use cases behind `coffer backup/restore/check/prune/job retry` and the matching
  * HTTP routes, so both interfaces admit jobs the same way. Admission itself (the exclusivity
  * rule) is the store's.
  */
@@ -95,6 +95,27 @@ export async function triggerCheck(
     trigger: 'on-demand',
     requestedBy: opts.requestedBy,
     params: { readData: opts.readData },
+    claimBy: claimFor(app, opts),
+  });
+}
+
+/**
+ * A prune of a vault: retention of every item's points there, then garbage collection. One per
+ * vault at a time (the store refuses a second with PruneInProgress).
+ */
+export async function triggerPrune(
+  app: AppContext,
+  vaultRef: string,
+  opts: TriggerOptions & { dryRun: boolean },
+): Promise<Admission> {
+  const vault = await app.store.getVault(vaultRef);
+  return app.store.admit({
+    operation: 'prune',
+    itemId: null,
+    vaultId: vault.id,
+    trigger: 'on-demand',
+    requestedBy: opts.requestedBy,
+    params: { dryRun: opts.dryRun },
     claimBy: claimFor(app, opts),
   });
 }

@@ -1737,6 +1737,7 @@ function toJob(r: Selectable<JobTable>): Job {
     errorMessage: r.error_message,
     warnings: JSON.parse(r.warnings) as string[],
     recoveryPointId: r.recovery_point_id,
+    result: JSON.parse(r.result) as Record<string, unknown>,
     filesDone: r.files_done,
     filesTotal: r.files_total,
     bytesDone: r.bytes_done,

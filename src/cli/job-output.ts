@@ -16,6 +16,24 @@ export async function namesFor(
   return { itemName: item?.name ?? null, vaultName: vault?.name ?? null };
 }
 
+/**
+ * A prune's counters from its job result: `2 point(s) forgotten, 3 pack(s) deleted, 2.9 MiB freed`.
+ * The result is stored JSON, so every field is checked rather than trusted.
+ */
+export function pruneSummary(job: Job): string | null {
+  if (job.operation !== 'prune') return null;
+  const r = job.result;
+  const gc = typeof r.gc === 'object' && r.gc !== null ? (r.gc as Record<string, unknown>) : {};
+  const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+  if (typeof r.pointsForgotten !== 'number') return null;
+  const dry = r.dryRun === true;
+  return (
+    `${dry ? 'dry run: would forget' : 'forgot'} ${num(r.pointsForgotten)} point(s), ` +
+    `${dry ? 'would delete' : 'deleted'} ${num(gc.packsDeleted)} pack(s), ` +
+    `${formatBytes(num(gc.bytesFreed))} ${dry ? 'to free' : 'freed'}`
+  );
+}
+
 /** Prints how a job ended and returns the process exit code for it. */
 export async function reportJobEnd(
   app: AppContext,
@@ -31,10 +49,13 @@ export async function reportJobEnd(
         job.operation === 'backup'
           ? `of '${names.itemName}' into vault '${names.vaultName}'`
           : `(${names.vaultName})`;
+      const counters =
+        pruneSummary(job) ??
+        `${job.filesDone} files, ${formatBytes(job.bytesScanned)} scanned, ${formatBytes(job.bytesNew)} new, ` +
+          `${formatBytes(job.bytesStored)} stored`;
       process.stdout.write(
         `${job.operation} ${what} ${job.state.replace(/_/g, ' ')} in ${formatDuration(durationMs(job, Date.now()))}: ` +
-          `${job.filesDone} files, ${formatBytes(job.bytesScanned)} scanned, ${formatBytes(job.bytesNew)} new, ` +
-          `${formatBytes(job.bytesStored)} stored` +
+          counters +
           (job.recoveryPointId ? `; recovery point ${job.recoveryPointId.slice(0, 16)}` : '') +
           ` (job ${job.id})\n`,
       );
@@ -94,6 +115,7 @@ export function printJobDetail(
         : '-',
     ],
     ['recovery point', job.recoveryPointId ?? '-'],
+    ...(pruneSummary(job) ? ([['result', pruneSummary(job)!]] as [string, string][]) : []),
     ['error', job.errorCode ? `${job.errorCode}: ${job.errorMessage ?? ''}` : '-'],
   ];
   const w = Math.max(...lines.map(([k]) => k.length));

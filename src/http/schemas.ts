@@ -6,6 +6,7 @@
 import { Type, type Static } from 'typebox';
 import { ERROR_CODES } from '../errors/codes.js';
 import { JOB_STATES, OPERATIONS } from '../jobs/job.js';
+import { RETENTION_RULES } from '../scheduler/retention.js';
 
 const Nullable = <
   T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer> | ReturnType<typeof Type.Number>,
@@ -98,6 +99,9 @@ export const Job = Type.Object(
     warnings: Type.Array(Type.String()),
     recoveryPointId: Nullable(Type.String()),
     params: Type.Record(Type.String(), Type.Unknown()),
+    result: Type.Record(Type.String(), Type.Unknown(), {
+      description: "the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed",
+    }),
   },
   { description: 'a backup, restore, prune, check or delete-data job' },
 );
@@ -185,6 +189,22 @@ export const Point = Type.Object({
   bytesNew: Type.Number(),
   bytesStored: Type.Number(),
   snapshotTime: Type.String(),
+  retention: Type.Object(
+    {
+      keep: Type.Boolean({ description: "false: the next prune of the point's vault forgets it" }),
+      keptBy: Type.Array(
+        Type.Object({
+          rule: Type.String({ enum: [...RETENTION_RULES] }),
+          period: Type.String({
+            description: '#N for last; else the local period it is the newest point of, e.g. 2024-03-10',
+          }),
+        }),
+      ),
+      policy: Nullable(Type.String()),
+      summary: Type.String(),
+    },
+    { description: "which of the item's retention rules keep the point" },
+  ),
 });
 
 export const Article = Type.Object({
@@ -228,6 +248,10 @@ export const RestoreRequest = Type.Object(
 );
 export const CheckRequest = Type.Object(
   { readData: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+export const PruneRequest = Type.Object(
+  { dryRun: Type.Optional(Type.Boolean({ description: 'delete nothing; the job reports what would go' })) },
   { additionalProperties: false },
 );
 export const ReleaseRequest = Type.Object(

@@ -1,6 +1,7 @@
 /** JSON shapes of catalog objects over HTTP; names are resolved in bulk for lists. */
 import type { AppContext } from '../app/context.js';
 import { jobJson, type JobJson } from '../app/job-view.js';
+import type { PointRetention } from '../app/retention.js';
 import type { ApiToken, Item, ItemSummary, RecoveryPoint, Vault, VaultSummary } from '../catalog/store.js';
 import type { Job } from '../jobs/job.js';
 
@@ -72,7 +73,7 @@ export function itemOut(i: Item | ItemSummary) {
   };
 }
 
-export function pointOut(p: RecoveryPoint, vaultName: string | null) {
+export function pointOut(p: RecoveryPoint, vaultName: string | null, retention: PointRetention) {
   return {
     id: p.id,
     itemId: p.itemId,
@@ -86,6 +87,7 @@ export function pointOut(p: RecoveryPoint, vaultName: string | null) {
     bytesNew: p.bytesNew,
     bytesStored: p.bytesStored,
     snapshotTime: new Date(p.snapshotTime).toISOString(),
+    retention,
   };
 }
 

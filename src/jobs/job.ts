@@ -93,6 +93,8 @@ export interface Job extends JobProgress {
   errorMessage: string | null;
   warnings: string[];
   recoveryPointId: string | null;
+  /** What a finished job reports beyond the counters (e.g. a prune's points forgotten and bytes freed). */
+  result: Record<string, unknown>;
 }
 
 /** How the jobs view names what started a job: `on-demand`, `schedule`, `retry of <job>`. */

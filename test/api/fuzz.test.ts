@@ -53,6 +53,7 @@ const TEMPLATES = [
   '/api/v1/items/{s}',
   '/api/v1/items',
   '/api/v1/vaults/{s}/checks',
+  '/api/v1/vaults/{s}/prunes',
   '/api/v1/vaults/{s}',
   '/api/v1/vaults',
   '/api/v1/jobs',

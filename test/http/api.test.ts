@@ -6,7 +6,7 @@
  * readiness and metrics. Status codes, field names and problem bodies are the public contract.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ERROR_CODES } from '../../src/errors/codes.js';
@@ -689,6 +689,78 @@ for (const dialect of await dialects()) {
       assert.equal(
         assertProblem(await post('/api/v1/vaults/main/checks', { readData: 'maybe' }), 400).field,
         'body.readData',
+      );
+    });
+
+    test('points say which retention rule keeps them; a prune (dry run, then real) forgets the rest', async () => {
+      // A vault of its own, so the points of the test above do not matter here.
+      await w.vault('kept');
+      const item = await w.item('rotating', 'kept', { 'data.bin': 'a'.repeat(200_000) });
+      const policy = await post('/api/v1/policies', {
+        name: 'keep-two',
+        schedule: '0 3 * * *',
+        timezone: 'Europe/Berlin',
+        retention: { last: 2 },
+      });
+      assert.equal(policy.status, 201, policy.body);
+      const put = await w.req({
+        method: 'PUT',
+        url: '/api/v1/items/rotating/policy',
+        payload: JSON.stringify({ policy: 'keep-two' }),
+        headers: JSON_HEADERS,
+      });
+      assert.equal(put.status, 200, put.body);
+      for (const fill of ['b', 'c', 'd']) {
+        await writeFile(join(item.sourcePath, 'data.bin'), fill.repeat(200_000));
+        assert.equal((await post('/api/v1/items/rotating/backups')).status, 202);
+        await w.drain();
+      }
+      type PointBody = {
+        id: string;
+        retention: { keep: boolean; keptBy: { rule: string }[]; summary: string };
+      };
+      const before = (await get('/api/v1/items/rotating/points')).json as PointBody[];
+      assert.deepEqual(
+        before.map((p) => p.retention.summary),
+        ['last #1', 'last #2', 'forgotten at the next prune'],
+      );
+      assert.deepEqual(before[0]!.retention.keptBy, [{ rule: 'last', period: '#1' }]);
+
+      const dry = await post('/api/v1/vaults/kept/prunes', { dryRun: true });
+      assert.equal(dry.status, 202, dry.body);
+      assert.equal(dry.json.operation, 'prune');
+      assert.equal(dry.json.params.dryRun, true);
+      // One prune per vault: a second is refused while the first is queued.
+      assertProblem(await post('/api/v1/vaults/kept/prunes'), 409, 'PruneInProgress');
+      await w.drain();
+      const dryJob = (await get(`/api/v1/jobs/${dry.json.id as string}`)).json as JobBody & {
+        result: { pointsForgotten: number; gc: { bytesFreed: number; packsDeleted: number } };
+      };
+      assert.equal(dryJob.state, 'completed', JSON.stringify(dryJob.error));
+      assert.equal(dryJob.result.pointsForgotten, 1);
+      assert.ok(dryJob.result.gc.bytesFreed > 0, JSON.stringify(dryJob.result.gc));
+      assert.equal(((await get('/api/v1/items/rotating/points')).json as PointBody[]).length, 3);
+
+      const real = await post('/api/v1/vaults/kept/prunes', {});
+      assert.equal(real.status, 202, real.body);
+      await w.drain();
+      const realJob = (await get(`/api/v1/jobs/${real.json.id as string}`)).json as typeof dryJob;
+      assert.equal(realJob.state, 'completed', JSON.stringify(realJob.error));
+      assert.equal(realJob.result.pointsForgotten, 1);
+      // The dry run predicted exactly what the real run freed.
+      assert.deepEqual(
+        [realJob.result.gc.packsDeleted, realJob.result.gc.bytesFreed],
+        [dryJob.result.gc.packsDeleted, dryJob.result.gc.bytesFreed],
+      );
+      const after = (await get('/api/v1/items/rotating/points')).json as PointBody[];
+      assert.deepEqual(
+        after.map((p) => p.id),
+        before.slice(0, 2).map((p) => p.id),
+      );
+      assertProblem(await post('/api/v1/vaults/nope/prunes'), 404, 'VaultNotFound');
+      assert.equal(
+        assertProblem(await post('/api/v1/vaults/kept/prunes', { dryRun: 'yes' }), 400).field,
+        'body.dryRun',
       );
     });
   });

@@ -1,4 +1,4 @@
-/** backup, restore, check and point list: the commands that move or verify data. */
+/** backup, restore, check, prune and point list: the commands that move or verify data. */
 import { mkdir, readdir } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
@@ -12,7 +12,9 @@ import { formatBytes, formatTime, parseRate, printJson, table } from '../format.
 import { followJob, runInForeground } from '../foreground.js';
 import { namesFor, reportJobEnd } from '../job-output.js';
 import { withApp } from '../session.js';
-import { triggerBackup, triggerCheck, triggerRestore } from '../../app/triggers.js';
+import type { PruneJobResult } from '../../app/prune.js';
+import { itemRetention } from '../../app/retention.js';
+import { triggerBackup, triggerCheck, triggerPrune, triggerRestore } from '../../app/triggers.js';
 
 export function requester(): string {
   let user = 'unknown';
@@ -31,7 +33,13 @@ export function requester(): string {
 export async function driveAdmission(
   app: AppContext,
   admission: Admission,
-  opts: { detach?: boolean; json?: boolean; label: string; onCheckReport?: (r: CheckReport) => void },
+  opts: {
+    detach?: boolean;
+    json?: boolean;
+    label: string;
+    onCheckReport?: (r: CheckReport) => void;
+    onPruneResult?: (r: PruneJobResult) => void;
+  },
 ): Promise<number> {
   const { job, lease } = admission;
   if (opts.detach || (admission.reused && !lease)) {
@@ -54,7 +62,7 @@ export async function driveAdmission(
   await runInForeground(app, job, lease, {
     label: opts.label,
     quiet: opts.json === true,
-    hooks: { onCheckReport: opts.onCheckReport },
+    hooks: { onCheckReport: opts.onCheckReport, onPruneResult: opts.onPruneResult },
   });
   return reportJobEnd(app, job.id, opts.json);
 }
@@ -163,6 +171,49 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
       });
     });
 
+  program
+    .command('prune')
+    .description(
+      "apply each item's retention rules to its points in a vault, then delete the data no point needs",
+    )
+    .argument('<vault>', 'vault name or id')
+    .option('--dry-run', 'delete nothing; show which points would be forgotten and what would be freed')
+    .option('--detach', 'only enqueue the job; a `coffer worker` runs it')
+    .option('--json', 'print the job and its report as JSON')
+    .action(async (ref: string, opts: { dryRun?: boolean; detach?: boolean; json?: boolean }) => {
+      await withApp(opts.json, async (app) => {
+        const vault = await app.store.getVault(ref);
+        if (!opts.detach) app.password();
+        let result: PruneJobResult | null = null;
+        const onPruneResult = (r: PruneJobResult) => (result = r);
+        const admission = await triggerPrune(app, vault.id, {
+          requestedBy: requester(),
+          claim: !opts.detach,
+          dryRun: opts.dryRun === true,
+        });
+        if (opts.json && admission.lease) {
+          // One JSON document: the job (whose result holds the report) only.
+          await runInForeground(app, admission.job, admission.lease, {
+            label: 'prune',
+            quiet: true,
+            hooks: { onPruneResult },
+          });
+          const ended = await app.store.getJob(admission.job.id);
+          printJson(jobJson(ended, await namesFor(app, ended)));
+          setExit(ended.state === 'completed' || ended.state === 'completed_with_warnings' ? 0 : 1);
+          return;
+        }
+        const code = await driveAdmission(app, admission, {
+          detach: opts.detach,
+          json: opts.json,
+          label: `prune ${vault.name}`,
+          onPruneResult,
+        });
+        if (result !== null) printPruneResult(result);
+        setExit(code);
+      });
+    });
+
   const point = program.command('point').description('recovery points');
   point
     .command('list')
@@ -176,11 +227,14 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
         const vaultId = opts.vault ? (await app.store.getVault(opts.vault)).id : undefined;
         const points = await app.store.listPoints(item.id, vaultId);
         const vaults = new Map((await app.store.listVaults()).map((v) => [v.id, v.name]));
+        // Per vault, over all the item's points there (--vault narrows to whole vaults only).
+        const retention = await itemRetention(app, item, points);
         if (opts.json) {
           return printJson(
             points.map((p) => ({
               ...p,
               vaultName: vaults.get(p.vaultId) ?? null,
+              retention: retention.get(p.id) ?? null,
               snapshotTime: new Date(p.snapshotTime).toISOString(),
               createdAt: new Date(p.createdAt).toISOString(),
             })),
@@ -192,7 +246,7 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
           );
         process.stdout.write(
           table(
-            ['ID', 'TIME', 'VAULT', 'FILES', 'SIZE', 'NEW', 'JOB'],
+            ['ID', 'TIME', 'VAULT', 'FILES', 'SIZE', 'NEW', 'JOB', 'KEPT BY'],
             points.map((p) => [
               p.id.slice(0, 16),
               formatTime(p.snapshotTime),
@@ -201,11 +255,46 @@ export function registerOperationCommands(program: Command, setExit: (code: numb
               formatBytes(p.bytesScanned),
               formatBytes(p.bytesNew),
               p.jobId,
+              retention.get(p.id)?.summary ?? '-',
             ]),
           ) + '\n',
         );
       });
     });
+}
+
+function printPruneResult(r: PruneJobResult): void {
+  const out: string[] = [];
+  if (r.dryRun) out.push('dry run: nothing was deleted');
+  const verb = r.dryRun ? 'would forget' : 'forgot';
+  out.push(`retention: ${verb} ${r.pointsForgotten} point(s), ${r.pointsKept} kept`);
+  for (const i of r.items) {
+    const why = i.policy === null ? 'no policy' : `policy ${i.policy} (${i.rules ?? 'no retention rules'})`;
+    out.push(`  ${i.item}: ${why}: ${i.kept} kept, ${i.forgotten} ${r.dryRun ? 'to forget' : 'forgotten'}`);
+  }
+  if (r.dryRun) {
+    for (const f of r.forgotten) out.push(`  - ${f.pointId.slice(0, 16)}  ${f.item}  ${f.snapshotTime}`);
+    if (r.forgotten.length < r.pointsForgotten)
+      out.push(
+        `  … and ${r.pointsForgotten - r.forgotten.length} more (--json lists the first ${r.forgotten.length})`,
+      );
+  }
+  const gc = r.gc;
+  out.push(
+    `garbage collection: ${r.dryRun ? 'would delete' : 'deleted'} ${gc.packsDeleted} pack(s), ${formatBytes(gc.bytesFreed)} ${r.dryRun ? 'to free' : 'freed'}` +
+      (gc.packsRepacked
+        ? `; ${gc.packsRepacked} pack(s) repacked (${formatBytes(gc.bytesRepacked)} copied)`
+        : ''),
+  );
+  if (gc.packsWaiting > 0)
+    out.push(
+      `waiting: ${gc.packsWaiting} condemned pack(s) wait for backups that were running when they were marked; a later prune deletes them`,
+    );
+  if (gc.packsKeptPartlyUsed > 0)
+    out.push(
+      `kept: ${gc.packsKeptPartlyUsed} partly used pack(s) with ${formatBytes(gc.bytesUnreferencedKept)} unreferenced (below the repack threshold)`,
+    );
+  process.stdout.write(out.join('\n') + '\n');
 }
 
 function printCheckReport(report: CheckReport): void {

@@ -8,6 +8,11 @@ export interface PruneProgress {
 export interface PruneOptions {
   /** Compute and report what would happen without writing or deleting anything. */
   dryRun?: boolean;
+  /**
+   * Dry run only: snapshot ids to treat as already forgotten, so the report shows what forgetting
+   * them (retention) would free. Ignored by a real run, which must never assume a snapshot is gone.
+   */
+  dryRunForget?: readonly string[];
   signal?: AbortSignal;
   onProgress?: (p: PruneProgress) => void;
   /**

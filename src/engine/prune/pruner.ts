@@ -117,7 +117,8 @@ class Pruner {
     const { backend, key } = this.ctx;
     // Snapshots before the index: a snapshot's index file is written before the snapshot, so every
     // snapshot we see has its trees in the index we load next.
-    const snapshots = await loadLiveSnapshots(backend, key);
+    const forgetting = new Set(this.dryRun ? (this.opts.dryRunForget ?? []) : []);
+    const snapshots = (await loadLiveSnapshots(backend, key)).filter((s) => !forgetting.has(s.id));
     const indexFiles = await loadAllFiles(backend, 'index', (name) => readIndexFile(backend, key, name));
     const index = new MasterIndex(condemned);
     const packs = new Map<string, IndexedPack>();

@@ -1,6 +1,7 @@
 /** Vaults, items, recovery points and the triggers that start jobs on them. */
 import { Type } from 'typebox';
-import { triggerBackup, triggerCheck, triggerRestore } from '../../app/triggers.js';
+import { itemRetention } from '../../app/retention.js';
+import { triggerBackup, triggerCheck, triggerPrune, triggerRestore } from '../../app/triggers.js';
 import { addItem, createVault, moveItem } from '../../app/vaults.js';
 import { isCofferError } from '../../errors/coffer-error.js';
 import type { Admission } from '../../jobs/ports.js';
@@ -15,6 +16,7 @@ import {
   Job,
   Point,
   Problem,
+  PruneRequest,
   Ref,
   RestoreRequest,
   Vault,
@@ -102,6 +104,30 @@ export function resourceRoutes(api: Api, deps: HttpDeps): void {
     },
   );
 
+  api.post(
+    '/api/v1/vaults/:vault/prunes',
+    {
+      config: { role: 'operator' },
+      schema: {
+        tags: ['vaults'],
+        summary:
+          "Apply each item's retention to its points in the vault, then delete unneeded data (a prune job; 409 while one runs)",
+        params: vaultParams,
+        body: PruneRequest,
+        response: { 202: Job, ...problems },
+      },
+    },
+    async (request, reply) => {
+      const a = await admitted('prune', () =>
+        triggerPrune(app, request.params.vault, {
+          requestedBy: actorOf(request),
+          dryRun: request.body?.dryRun === true,
+        }),
+      );
+      return reply.code(202).send(await jobOut(app, a.job));
+    },
+  );
+
   api.get(
     '/api/v1/items',
     {
@@ -176,7 +202,9 @@ export function resourceRoutes(api: Api, deps: HttpDeps): void {
     async (request) => {
       const item = await app.store.getItem(request.params.item);
       const names = new Map((await app.store.listVaults()).map((v) => [v.id, v.name]));
-      return (await app.store.listPoints(item.id)).map((p) => pointOut(p, names.get(p.vaultId) ?? null));
+      const points = await app.store.listPoints(item.id);
+      const retention = await itemRetention(app, item, points);
+      return points.map((p) => pointOut(p, names.get(p.vaultId) ?? null, retention.get(p.id)!));
     },
   );
 

@@ -1,0 +1,119 @@
+/**
+ * The prune job: retention, then garbage collection, for one vault.
+ *
+ *   1. Retention: each item's policy decides which of its points in the vault stay
+ *      (app/retention.ts). Items without a policy, or with a policy without rules, keep everything.
+ *   2. Forget: for each point no rule keeps, the snapshot is removed from storage, then the catalog
+ *      row. Storage first, so an interrupted prune leaves rows the next prune forgets again (the
+ *      rules still say so: newer points never make an older one kept again), never a snapshot file
+ *      no prune would ever look at.
+ *   3. Garbage collection: the engine's two-phase prune (engine/prune/pruner.ts). Condemned packs
+ *      are deleted only once every backup, restore and check of this vault that was running at
+ *      the mark has ended, which the catalog answers (dataJobRunningSince).
+ *
+ * A dry run deletes nothing: it reports the points retention would forget and what the garbage
+ * collection would free if they were gone.
+ */
+import type { PruneReport } from '../engine/index.js';
+import { CofferError } from '../errors/coffer-error.js';
+import type { Job } from '../jobs/job.js';
+import type { ExecutionContext, ExecutionResult } from '../jobs/runner.js';
+import type { AppContext } from './context.js';
+import { planVaultRetention } from './retention.js';
+import { openVaultRepository } from './vaults.js';
+
+/** Points listed by name in a job's result; the counters always cover all of them. */
+const LISTED_POINTS = 500;
+/** Snapshots forgotten per step between cancel checks. */
+const FORGET_BATCH = 50;
+
+function throwIfCancelled(signal: AbortSignal): void {
+  if (signal.aborted) throw new CofferError('JobCancelled', 'the prune was cancelled', {});
+}
+
+export interface PruneJobItem {
+  item: string;
+  policy: string | null;
+  rules: string | null;
+  kept: number;
+  forgotten: number;
+}
+
+export interface PruneJobResult {
+  dryRun: boolean;
+  vault: string;
+  /** Points retention forgot (or, in a dry run, would forget). */
+  pointsForgotten: number;
+  pointsKept: number;
+  items: PruneJobItem[];
+  /** The first points forgotten, newest first per item: id, item name, snapshot time (ISO). */
+  forgotten: { pointId: string; item: string; snapshotTime: string }[];
+  /** The engine's garbage collection: packs deleted, bytes freed, repacking, packs still waiting. */
+  gc: PruneReport;
+}
+
+export interface PruneHooks {
+  onPruneResult?: (r: PruneJobResult) => void;
+}
+
+export async function runPruneJob(
+  app: AppContext,
+  job: Job,
+  ctx: ExecutionContext,
+  hooks: PruneHooks = {},
+): Promise<ExecutionResult> {
+  const vault = await app.store.getVault(job.vaultId);
+  const dryRun = job.params.dryRun === true;
+  const repo = await openVaultRepository(app, vault);
+  throwIfCancelled(ctx.signal);
+
+  const plans = await planVaultRetention(app, vault.id);
+  const forget = plans.flatMap((p) => p.forget.map((point) => ({ point, item: p.itemName })));
+  const ids = forget.map((f) => f.point.id);
+  // A prune moves no source bytes: its progress is steps of the current phase (points forgotten,
+  // snapshots walked, blobs repacked, packs swept).
+  const report = (done: number, total: number) =>
+    ctx.reportProgress({ filesDone: done, filesTotal: total, bytesDone: 0, bytesTotal: null });
+
+  if (!dryRun) {
+    report(0, ids.length);
+    for (let i = 0; i < ids.length; i += FORGET_BATCH) {
+      // Between batches only: a batch is removed from storage and catalog together.
+      throwIfCancelled(ctx.signal);
+      const batch = ids.slice(i, i + FORGET_BATCH);
+      await repo.forgetSnapshots(batch);
+      await app.store.deletePoints(batch);
+      report(Math.min(ids.length, i + batch.length), ids.length);
+    }
+  }
+
+  const gc = await repo.prune({
+    dryRun,
+    dryRunForget: dryRun ? ids : undefined,
+    signal: ctx.signal,
+    onProgress: (p) => report(p.done, p.total),
+    backupsRunningAtHaveEnded: async (markTime) => !(await app.store.dataJobRunningSince(vault.id, markTime)),
+  });
+
+  const result: PruneJobResult = {
+    dryRun,
+    vault: vault.name,
+    pointsForgotten: ids.length,
+    pointsKept: plans.reduce((n, p) => n + p.kept, 0),
+    items: plans.map((p) => ({
+      item: p.itemName,
+      policy: p.policy,
+      rules: p.rules,
+      kept: p.kept,
+      forgotten: p.forget.length,
+    })),
+    forgotten: forget.slice(0, LISTED_POINTS).map((f) => ({
+      pointId: f.point.id,
+      item: f.item,
+      snapshotTime: new Date(f.point.snapshotTime).toISOString(),
+    })),
+    gc,
+  };
+  hooks.onPruneResult?.(result);
+  return { result: { ...result } };
+}
