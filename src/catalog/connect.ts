@@ -8,6 +8,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import { CofferError } from '../errors/coffer-error.js';
+import { groupCommitWriter } from './group-commit.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -77,20 +78,9 @@ function openSqlite(home: string): Catalog {
     db,
     dialect: 'sqlite',
     description: file,
-    // Kysely's transaction() issues a deferred BEGIN; a deferred reader that later writes
-    // fails with SQLITE_BUSY instead of waiting, so write transactions take the lock up front.
-    writeTx: (fn) =>
-      db.connection().execute(async (conn) => {
-        await sql`begin immediate`.execute(conn);
-        try {
-          const result = await fn(conn);
-          await sql`commit`.execute(conn);
-          return result;
-        } catch (err) {
-          await sql`rollback`.execute(conn).catch(() => undefined);
-          throw err;
-        }
-      }),
+    // Concurrent write transactions share one COMMIT (see group-commit.ts); each still runs
+    // alone under the write lock, taken up front with BEGIN IMMEDIATE.
+    writeTx: groupCommitWriter(db),
     close: () => db.destroy(),
   };
 }
