@@ -57,6 +57,7 @@ const doc = {
   longBackups: { title: 'Long backups and their schedule', href: `${PERF}#long-backups-and-their-schedule` },
   slow: { title: 'What makes a backup slow', href: `${PERF}#what-makes-a-backup-slow` },
   space: { title: 'Storage space and retention', href: `${PERF}#storage-space-and-retention` },
+  retention: { title: 'Retention and prune', href: `${BEST}#retention-and-prune` },
   emptyTarget: { title: 'Restore into an empty target', href: `${RESTORE}#restore-into-an-empty-target` },
   insideTarget: {
     title: 'Restore never writes outside the target',
@@ -415,7 +416,7 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
       'Follow the running prune: `coffer job list --vault {vault|VAULT} --operation prune --state in_progress`, then `coffer job show {blockingJob.id,jobId|JOB_ID} --follow`.',
       'Backups, restores and checks of the vault keep working while it runs; start another prune after it ends if you still need one.',
     ],
-    docs: [doc.space],
+    docs: [doc.retention, doc.space],
     httpStatus: 409,
     exitCode: 1,
     retryable: true,
