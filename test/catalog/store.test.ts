@@ -376,6 +376,119 @@ for (const dialect of await dialects()) {
       for (const id of got) assert.ok(ids.has(id) || true);
     });
 
+    test('prune: one per vault, the data jobs running at a mark, points for retention, job results', async () => {
+      const { a, b, item } = await fixture();
+      const prune = await store.admit({
+        operation: 'prune',
+        itemId: null,
+        vaultId: a.id,
+        trigger: 'on-demand',
+      });
+      const refused = await rejects(
+        store.admit({ operation: 'prune', itemId: null, vaultId: a.id, trigger: 'on-demand' }),
+        'PruneInProgress',
+      );
+      assert.equal(refused.context.jobId, prune.job.id);
+      assert.equal(refused.context.vault, a.name);
+      // Another vault's prune, and backups of the pruned vault, are not blocked.
+      await store.admit({ operation: 'prune', itemId: null, vaultId: b.id, trigger: 'on-demand' });
+      await store.requestCancel(prune.job.id);
+      const again = await store.admit({
+        operation: 'prune',
+        itemId: null,
+        vaultId: a.id,
+        trigger: 'on-demand',
+      });
+      await store.requestCancel(again.job.id);
+
+      // A data job counts from its start until it ends; a queued one has not started.
+      const mark = clock.now();
+      assert.equal(await store.dataJobRunningSince(a.id, mark), false);
+      const queued = await store.admit({
+        operation: 'check',
+        itemId: null,
+        vaultId: a.id,
+        trigger: 'on-demand',
+      });
+      assert.equal(await store.dataJobRunningSince(a.id, mark), false);
+      await store.requestCancel(queued.job.id);
+      const backup = await store.admit({
+        operation: 'backup',
+        itemId: item.id,
+        vaultId: a.id,
+        trigger: 'on-demand',
+        claimBy: { owner: 'w1', leaseMs: LEASE },
+      });
+      assert.equal(await store.dataJobRunningSince(a.id, mark), true);
+      assert.equal(await store.dataJobRunningSince(a.id, mark - 1), false, 'started after that mark');
+      assert.equal(await store.dataJobRunningSince(b.id, mark), false, 'another vault');
+      clock.advance(1000);
+      const restore = await store.admit({
+        operation: 'restore',
+        itemId: item.id,
+        vaultId: a.id,
+        trigger: 'on-demand',
+        claimBy: { owner: 'w2', leaseMs: LEASE },
+      });
+      await store.finish(backup.lease!, {
+        state: 'completed',
+        progress: emptyProgress(),
+        recoveryPoint: { ...point(`p${n}-1`, item.id, a.id), snapshotTime: 1000 },
+      });
+      assert.equal(await store.dataJobRunningSince(a.id, mark), false);
+      assert.equal(await store.dataJobRunningSince(a.id, clock.now()), true, 'the restore');
+      await store.finish(restore.lease!, { state: 'completed', progress: emptyProgress() });
+      assert.equal(await store.dataJobRunningSince(a.id, clock.now()), false);
+
+      // Two more points in a, one in b; retention reads a vault's points newest first.
+      for (const [id, vault, t] of [
+        [`p${n}-2`, a.id, 3000],
+        [`p${n}-3`, a.id, 2000],
+        [`p${n}-4`, b.id, 4000],
+      ] as const) {
+        const j = await store.admit({
+          operation: 'backup',
+          itemId: item.id,
+          vaultId: vault,
+          trigger: 'on-demand',
+          claimBy: { owner: 'w1', leaseMs: LEASE },
+        });
+        await store.finish(j.lease!, {
+          state: 'completed',
+          progress: emptyProgress(),
+          recoveryPoint: { ...point(id, item.id, vault), snapshotTime: t },
+        });
+      }
+      assert.deepEqual(
+        (await store.pointsInVault(a.id)).map((p) => p.id),
+        [`p${n}-2`, `p${n}-3`, `p${n}-1`],
+      );
+      assert.equal(await store.deletePoints([`p${n}-3`, `p${n}-1`, 'no-such-point']), 2);
+      assert.equal(await store.deletePoints([]), 0);
+      assert.deepEqual(
+        (await store.listPoints(item.id)).map((p) => p.id),
+        [`p${n}-4`, `p${n}-2`],
+      );
+
+      // A finished job keeps its result (a prune's counters).
+      const done = await store.admit({
+        operation: 'prune',
+        itemId: null,
+        vaultId: a.id,
+        trigger: 'on-demand',
+        claimBy: { owner: 'w1', leaseMs: LEASE },
+      });
+      await store.finish(done.lease!, {
+        state: 'completed',
+        progress: emptyProgress(),
+        result: { pointsForgotten: 2, gc: { bytesFreed: 1234 } },
+      });
+      assert.deepEqual((await store.getJob(done.job.id)).result, {
+        pointsForgotten: 2,
+        gc: { bytesFreed: 1234 },
+      });
+    });
+
     test('duplicate names and directories are refused with catalog codes', async () => {
       const { a, item } = await fixture();
       await rejects(
