@@ -91,6 +91,10 @@ export type paths = {
                 params: {
                   [key: string]: unknown;
                 };
+                /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+                result: {
+                  [key: string]: unknown;
+                };
               }[];
               /** @description pass as ?cursor= for the next (older) page */
               nextCursor: string | null;
@@ -501,6 +505,10 @@ export type paths = {
               warnings: string[];
               recoveryPointId: string | null;
               params: {
+                [key: string]: unknown;
+              };
+              /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+              result: {
                 [key: string]: unknown;
               };
             } & {
@@ -918,6 +926,10 @@ export type paths = {
               params: {
                 [key: string]: unknown;
               };
+              /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+              result: {
+                [key: string]: unknown;
+              };
             };
           };
         };
@@ -1325,6 +1337,10 @@ export type paths = {
               warnings: string[];
               recoveryPointId: string | null;
               params: {
+                [key: string]: unknown;
+              };
+              /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+              result: {
                 [key: string]: unknown;
               };
             };
@@ -1741,6 +1757,10 @@ export type paths = {
               warnings: string[];
               recoveryPointId: string | null;
               params: {
+                [key: string]: unknown;
+              };
+              /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+              result: {
                 [key: string]: unknown;
               };
             };
@@ -3438,6 +3458,497 @@ export type paths = {
               params: {
                 [key: string]: unknown;
               };
+              /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+              result: {
+                [key: string]: unknown;
+              };
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        400: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        401: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        403: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        404: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        409: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        422: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+      };
+    };
+  };
+  '/api/v1/vaults/{vault}/prunes': {
+    /** Apply each item's retention to its points in the vault, then delete unneeded data (a prune job; 409 while one runs) */
+    post: {
+      parameters: {
+        path: {
+          /** @description name or id */
+          vault: string;
+        };
+      };
+      requestBody: {
+        content: {
+          'application/json': {
+            /** @description delete nothing; the job reports what would go */
+            dryRun?: boolean;
+          };
+        };
+      };
+      responses: {
+        /** @description a backup, restore, prune, check or delete-data job */
+        202: {
+          content: {
+            'application/json': {
+              id: string;
+              /** @enum {string} */
+              operation: 'backup' | 'restore' | 'prune' | 'check' | 'delete-data';
+              /** @enum {string} */
+              state:
+                | 'queued'
+                | 'in_progress'
+                | 'cancelling'
+                | 'completed'
+                | 'completed_with_warnings'
+                | 'failed'
+                | 'cancelled'
+                | 'skipped'
+                | 'deferred';
+              item: {
+                id: string;
+                name: string | null;
+              } | null;
+              vault: {
+                id: string;
+                name: string | null;
+              };
+              /** @description on-demand, schedule, or "retry of <job>" */
+              trigger: string;
+              retryOf: string | null;
+              requestedBy: string | null;
+              scheduledFor: string | null;
+              createdAt: string;
+              startedAt: string | null;
+              endedAt: string | null;
+              durationMs: number | null;
+              progress: {
+                percent: number | null;
+                filesDone: number;
+                filesTotal: number | null;
+                bytesDone: number;
+                bytesTotal: number | null;
+                bytesPerSecond: number | null;
+                etaSeconds: number | null;
+              };
+              bytesScanned: number;
+              bytesNew: number;
+              bytesStored: number;
+              worker: string | null;
+              lease: {
+                owner: string;
+                expiresAt: string | null;
+                fencingToken: number;
+              } | null;
+              cancelRequestedAt: string | null;
+              error: {
+                code: string;
+                message: string | null;
+              } | null;
+              warnings: string[];
+              recoveryPointId: string | null;
+              params: {
+                [key: string]: unknown;
+              };
+              /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+              result: {
+                [key: string]: unknown;
+              };
             };
           };
         };
@@ -3924,6 +4435,10 @@ export type paths = {
                 warnings: string[];
                 recoveryPointId: string | null;
                 params: {
+                  [key: string]: unknown;
+                };
+                /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+                result: {
                   [key: string]: unknown;
                 };
               } | null;
@@ -4425,6 +4940,10 @@ export type paths = {
                 params: {
                   [key: string]: unknown;
                 };
+                /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+                result: {
+                  [key: string]: unknown;
+                };
               } | null;
             };
           };
@@ -4918,6 +5437,10 @@ export type paths = {
                 warnings: string[];
                 recoveryPointId: string | null;
                 params: {
+                  [key: string]: unknown;
+                };
+                /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+                result: {
                   [key: string]: unknown;
                 };
               } | null;
@@ -5424,6 +5947,10 @@ export type paths = {
                 params: {
                   [key: string]: unknown;
                 };
+                /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+                result: {
+                  [key: string]: unknown;
+                };
               } | null;
             };
           };
@@ -5853,6 +6380,19 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               snapshotTime: string;
+              /** @description which of the item's retention rules keep the point */
+              retention: {
+                /** @description false: the next prune of the point's vault forgets it */
+                keep: boolean;
+                keptBy: {
+                  /** @enum {string} */
+                  rule: 'last' | 'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly';
+                  /** @description #N for last; else the local period it is the newest point of, e.g. 2024-03-10 */
+                  period: string;
+                }[];
+                policy: string | null;
+                summary: string;
+              };
             }[];
           };
         };
@@ -6338,6 +6878,10 @@ export type paths = {
               params: {
                 [key: string]: unknown;
               };
+              /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+              result: {
+                [key: string]: unknown;
+              };
             };
           };
         };
@@ -6821,6 +7365,10 @@ export type paths = {
               warnings: string[];
               recoveryPointId: string | null;
               params: {
+                [key: string]: unknown;
+              };
+              /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+              result: {
                 [key: string]: unknown;
               };
             };
@@ -11699,6 +12247,10 @@ export type paths = {
                 warnings: string[];
                 recoveryPointId: string | null;
                 params: {
+                  [key: string]: unknown;
+                };
+                /** @description the finished job's report, e.g. a prune's pointsForgotten, packsDeleted, bytesFreed */
+                result: {
                   [key: string]: unknown;
                 };
               } | null;

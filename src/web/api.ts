@@ -56,7 +56,7 @@ export const session = {
     else sessionStorage.removeItem(TOKEN_KEY);
   },
   /** Called when the API answers 401, so the app can ask for a token. */
-  onUnauthenticated: (): void => undefined,
+  onUnauthenticated: (_error: ApiError): void => undefined,
 };
 
 function headers(json: boolean): Record<string, string> {
@@ -101,8 +101,9 @@ export async function call<M extends Method, P extends PathsFor<M>>(
   }
   if (!res.ok) {
     const problem = body && typeof body === 'object' && 'code' in body ? (body as Problem) : null;
-    if (res.status === 401) session.onUnauthenticated();
-    throw new ApiError(res.status, problem);
+    const error = new ApiError(res.status, problem);
+    if (res.status === 401) session.onUnauthenticated(error);
+    throw error;
   }
   return body as Success<Op<P, M>>;
 }
@@ -113,6 +114,8 @@ export const post = <P extends PathsFor<'post'>>(path: P, opts?: CallOptions<Op<
   call('post', path, opts);
 export const patch = <P extends PathsFor<'patch'>>(path: P, opts?: CallOptions<Op<P, 'patch'>>) =>
   call('patch', path, opts);
+export const put = <P extends PathsFor<'put'>>(path: P, opts?: CallOptions<Op<P, 'put'>>) =>
+  call('put', path, opts);
 
 /** One server-sent event from GET /api/v1/jobs/{id}/events. */
 export interface StreamEvent {
@@ -137,7 +140,7 @@ export async function followEvents(
         headers: { ...headers(false), accept: 'text/event-stream' },
         signal,
       });
-      if (res.status === 401) session.onUnauthenticated();
+      if (res.status === 401) session.onUnauthenticated(new ApiError(401, null));
       if (!res.ok || !res.body) throw new ApiError(res.status, null);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = '';
