@@ -15,9 +15,10 @@
  * collection would free if they were gone.
  */
 import type { PruneReport } from '../engine/index.js';
-import { CofferError } from '../errors/coffer-error.js';
+import { CofferError, isCofferError } from '../errors/coffer-error.js';
 import type { Job } from '../jobs/job.js';
 import type { ExecutionContext, ExecutionResult } from '../jobs/runner.js';
+import { hasRetentionRules } from '../scheduler/retention.js';
 import type { AppContext } from './context.js';
 import { planVaultRetention } from './retention.js';
 import { openVaultRepository } from './vaults.js';
@@ -116,4 +117,47 @@ export async function runPruneJob(
   };
   hooks.onPruneResult?.(result);
   return { result: { ...result } };
+}
+
+/**
+ * After a scheduled backup of an item whose policy has retention rules, queue a prune of the
+ * backup's vault (trigger `schedule`), unless a prune of that vault was queued within
+ * `minIntervalMs` (dry runs and cancelled prunes do not count): retention then takes effect
+ * without a separate timer, at most once per interval per vault. With several servers, the
+ * one-prune-per-vault index admits one of them; the others' attempts end as PruneInProgress,
+ * which is not an error here. Returns the queued prune, or null.
+ */
+export async function pruneAfterScheduledBackup(
+  app: AppContext,
+  job: Job,
+  minIntervalMs: number,
+): Promise<Job | null> {
+  if (job.operation !== 'backup' || job.trigger !== 'schedule' || !job.itemId) return null;
+  const ended = await app.store.getJob(job.id);
+  if (ended.state !== 'completed' && ended.state !== 'completed_with_warnings') return null;
+  const item = await app.store.getItem(job.itemId);
+  if (!item.policyId) return null;
+  const policy = await app.store.getPolicy(item.policyId);
+  if (!hasRetentionRules(policy.retention)) return null;
+  const recent = await app.store.listJobs({
+    vaultId: job.vaultId,
+    operations: ['prune'],
+    since: app.clock.now() - minIntervalMs,
+    limit: 50,
+  });
+  if (recent.some((p) => p.params.dryRun !== true && p.state !== 'cancelled')) return null;
+  try {
+    const a = await app.store.admit({
+      operation: 'prune',
+      itemId: null,
+      vaultId: job.vaultId,
+      trigger: 'schedule',
+      requestedBy: `scheduler: after backup ${job.id} of '${item.name}' (policy ${policy.name})`,
+      params: { dryRun: false },
+    });
+    return a.job;
+  } catch (err) {
+    if (isCofferError(err, 'PruneInProgress')) return null;
+    throw err;
+  }
 }

@@ -6,6 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppContext } from '../app/context.js';
+import { pruneAfterScheduledBackup } from '../app/prune.js';
 import { startWorkerPool } from '../app/worker.js';
 import { CofferError } from '../errors/coffer-error.js';
 import { isLoopback } from '../http/auth.js';
@@ -21,6 +22,11 @@ export interface ServeOptions {
   graceMs: number;
   /** Fire scheduled backups from this process (any number of processes may). */
   scheduler: boolean;
+  /**
+   * After a scheduled backup under a policy with retention rules, queue a prune of its vault at
+   * most this often (ms); null or absent: never (run `coffer prune` yourself).
+   */
+  autoPruneMs?: number | null;
 }
 
 export interface RunningServer {
@@ -54,6 +60,18 @@ export async function runServer(app: AppContext, opts: ServeOptions, logger: Log
           onJobEnd: async (job, outcome) => {
             const ended = await app.store.getJob(job.id).catch(() => null);
             if (ended) metrics.jobEnded(job, outcome, ended);
+            const every = opts.autoPruneMs ?? null;
+            if (every !== null) {
+              const prune = await pruneAfterScheduledBackup(app, job, every).catch((err: unknown) => {
+                logger.warn({ err, jobId: job.id }, 'queueing a prune after a scheduled backup failed');
+                return null;
+              });
+              if (prune)
+                logger.info(
+                  { jobId: prune.id, vaultId: prune.vaultId },
+                  'prune queued after scheduled backup',
+                );
+            }
           },
         })
       : null;

@@ -14,7 +14,7 @@ import { loadConfig } from '../../src/app/config.js';
 import { openApp, type AppContext } from '../../src/app/context.js';
 import { executorFor } from '../../src/app/executors.js';
 import { createPolicy, DEFAULT_CATCH_UP_MS, setItemPolicy } from '../../src/app/policies.js';
-import type { PruneJobResult } from '../../src/app/prune.js';
+import { pruneAfterScheduledBackup, type PruneJobResult } from '../../src/app/prune.js';
 import { triggerBackup, triggerPrune } from '../../src/app/triggers.js';
 import { addItem, createVault, moveItem, openVaultRepository } from '../../src/app/vaults.js';
 import type { Admission } from '../../src/jobs/ports.js';
@@ -134,6 +134,54 @@ for (const dialect of await dialects()) {
       assert.equal((await repo.listSnapshots()).length, 7);
       const check = await repo.check({ readData: true });
       assert.equal(check.ok, true, JSON.stringify(check.issues));
+    });
+
+    test('a scheduled backup under retention rules queues a prune of its vault, at most once per interval', async () => {
+      await createVault(app, 'auto', join(root, 'auto'), 'test');
+      const ruled = await item('auto-ruled', 'auto', 'keep-one');
+      const free = await item('auto-free', 'auto', 'no-rules');
+      const vault = await app.store.getVault('auto');
+      const scheduled = async (it: { id: string; src: string }) => {
+        await writeFile(join(it.src, 'data.bin'), randomBytes(64 * 1024));
+        const a = await app.store.admit({
+          operation: 'backup',
+          itemId: it.id,
+          vaultId: vault.id,
+          trigger: 'schedule',
+          claimBy: { owner: app.workerId, leaseMs: app.config.leaseMs },
+        });
+        assert.equal((await run(a)).state, 'completed');
+        return a.job;
+      };
+      const hour = 3600_000;
+      // Rules off, or an on-demand backup: nothing is queued.
+      assert.equal(await pruneAfterScheduledBackup(app, await scheduled(free), hour), null);
+      await backups(ruled, 1);
+      const onDemand = (await app.store.listJobs({ itemId: ruled.id, limit: 1 }))[0]!;
+      assert.equal(await pruneAfterScheduledBackup(app, onDemand, hour), null);
+
+      const first = await pruneAfterScheduledBackup(app, await scheduled(ruled), hour);
+      assert.ok(first);
+      assert.equal(first.operation, 'prune');
+      assert.equal(first.trigger, 'schedule');
+      assert.equal(first.state, 'queued');
+      assert.match(first.requestedBy ?? '', /after backup .* of 'auto-ruled' \(policy keep-one\)/);
+      // Queued or run within the interval: no second one.
+      assert.equal(await pruneAfterScheduledBackup(app, await scheduled(ruled), hour), null);
+      const claimed = await app.store.claimNext(app.workerId, app.config.leaseMs);
+      assert.equal(claimed?.job.id, first.id);
+      const out = await runJob(claimed.job, claimed.lease, executorFor(app), {
+        store: app.store,
+        clock: app.clock,
+        leaseMs: app.config.leaseMs,
+      });
+      assert.equal(out.state, 'completed');
+      assert.equal((await app.store.listPoints(ruled.id)).length, 1);
+      assert.equal(await pruneAfterScheduledBackup(app, await scheduled(ruled), hour), null);
+      // With a zero interval the next scheduled backup queues another prune.
+      const second = await pruneAfterScheduledBackup(app, await scheduled(ruled), 0);
+      assert.ok(second && second.id !== first.id);
+      await app.store.requestCancel(second.id);
     });
 
     test('a cancelled prune ends cancelled, the vault checks clean, and the next prune completes', async () => {

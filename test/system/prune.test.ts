@@ -225,6 +225,19 @@ for (const dialect of await dialects()) {
       );
     });
 
+    test('point list and prune --dry-run say in words what stays and what would go', async () => {
+      const list = await w.ok(['point', 'list', 'alpha']);
+      assert.match(list.stdout, /KEPT BY/);
+      assert.match(list.stdout, /last #1/);
+      assert.match(list.stdout, /last #2/);
+      assert.match((await w.ok(['point', 'list', 'gamma'])).stdout, /no policy: kept/);
+      const dry = await w.ok(['prune', 'shared', '--dry-run']);
+      assert.match(dry.stdout, /dry run: nothing was deleted/);
+      assert.match(dry.stdout, /retention: would forget 0 point\(s\), 6 kept/);
+      assert.match(dry.stdout, /alpha: policy rotate \(last 2\): 2 kept, 0 to forget/);
+      assert.match(dry.stdout, /gamma: no policy: 2 kept/);
+    });
+
     test('a detached prune waits for a worker, blocks a second prune, and cancels', async () => {
       const queued = json<JobJson>(await w.ok(['prune', 'shared', '--detach', '--json']));
       assert.equal(queued.state, 'queued');

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { createLogger } from '../../observability/logger.js';
 import { runServer } from '../../server/run-server.js';
+import { parseDurationMs } from '../../scheduler/schedule.js';
 import { parsePositiveInt } from '../format.js';
 import { withApp } from '../session.js';
 
@@ -22,6 +23,11 @@ export function registerServeCommand(program: Command): void {
     )
     .option('--no-scheduler', 'do not fire scheduled backups from this process')
     .option(
+      '--prune-every <duration>',
+      'after scheduled backups of items whose policy has retention rules, prune their vault at most this often (e.g. 6h; 0: never, run coffer prune yourself)',
+      '1h',
+    )
+    .option(
       '--grace-seconds <n>',
       'on SIGTERM, how long running jobs may take to finish before they are released',
       '30',
@@ -33,15 +39,18 @@ export function registerServeCommand(program: Command): void {
         workers: string;
         graceSeconds: string;
         scheduler: boolean;
+        pruneEvery: string;
       }) => {
         const port = opts.port === '0' ? 0 : parsePositiveInt(opts.port, '--port', 65_535);
         const workers = opts.workers === '0' ? 0 : parsePositiveInt(opts.workers, '--workers', 256);
         const graceMs = parsePositiveInt(opts.graceSeconds, '--grace-seconds', 86_400) * 1000;
+        const autoPruneMs =
+          opts.pruneEvery === '0' ? null : parseDurationMs(opts.pruneEvery, '--prune-every');
         await withApp(false, async (app) => {
           const logger = createLogger();
           const server = await runServer(
             app,
-            { host: opts.host, port, workers, graceMs, scheduler: opts.scheduler },
+            { host: opts.host, port, workers, graceMs, scheduler: opts.scheduler, autoPruneMs },
             logger,
           );
           process.stdout.write(
