@@ -154,8 +154,36 @@ export function DocLinks({ docs }: { docs: { title: string; href: string }[] }) 
   );
 }
 
+// The catalog's placeholder syntax (src/errors/render.ts): {path[,path…][|fallback]}.
+const PLACEHOLDER = /\{([A-Za-z_]\w*(?:\.\w+)*(?:,[A-Za-z_]\w*(?:\.\w+)*)*)(?:\|([^{}]*))?\}/g;
+
+/** Fills an article step's placeholders from what the page knows (a job's id, item, vault). */
+export function fillStep(step: string, context: Record<string, string | null | undefined>): string {
+  return step.replace(PLACEHOLDER, (_m, paths: string, fallback: string | undefined) => {
+    for (const path of paths.split(',')) {
+      const v = context[path];
+      if (v) return v;
+    }
+    return fallback ?? paths.toUpperCase();
+  });
+}
+
+/** Step text with `backticked` commands shown as code. */
+export function StepText({ text }: { text: string }) {
+  const parts = text.split(/`([^`]+)`/);
+  return <>{parts.map((p, i) => (i % 2 === 1 ? <code key={i}>{p}</code> : p))}</>;
+}
+
 /** The full self-help article for an error code: description, numbered steps, documents. */
-export function ArticleView({ code, message }: { code: string; message?: string | null }) {
+export function ArticleView({
+  code,
+  message,
+  context = {},
+}: {
+  code: string;
+  message?: string | null;
+  context?: Record<string, string | null | undefined>;
+}) {
   const article = useLoad<Article>(
     (signal) => get('/api/v1/errors/{code}', { path: { code }, signal }),
     code,
@@ -170,11 +198,15 @@ export function ArticleView({ code, message }: { code: string; message?: string 
       {message && <p class="detail">{message}</p>}
       {a && (
         <>
-          <p>{a.description}</p>
+          <p>
+            <StepText text={a.description} />
+          </p>
           <h4>What to do</h4>
           <ol>
             {a.recommendedSteps.map((s, i) => (
-              <li key={i}>{s}</li>
+              <li key={i}>
+                <StepText text={fillStep(s, context)} />
+              </li>
             ))}
           </ol>
           <DocLinks docs={a.docs} />
@@ -204,7 +236,9 @@ export function ErrorView({ error }: { error: Error | null }) {
       {p.recommendedSteps.length > 0 && (
         <ol>
           {p.recommendedSteps.map((s, i) => (
-            <li key={i}>{s}</li>
+            <li key={i}>
+              <StepText text={s} />
+            </li>
           ))}
         </ol>
       )}
@@ -267,7 +301,9 @@ export function Refusal({
       <h4>What to do</h4>
       <ol>
         {problem.recommendedSteps.map((s, i) => (
-          <li key={i}>{s}</li>
+          <li key={i}>
+            <StepText text={s} />
+          </li>
         ))}
       </ol>
       <DocLinks docs={problem.docs} />
@@ -545,10 +581,10 @@ function JobRow({
       <td>
         <JobProgress job={live} />
       </td>
-      <td>
+      <td class="wrap">
         <Trigger job={live} />
       </td>
-      <td>{live.requestedBy ?? '–'}</td>
+      <td class="wrap">{live.requestedBy ?? '–'}</td>
       <td>
         <JobActions job={live} onChanged={onChanged} onRetried={onRetried} />
       </td>

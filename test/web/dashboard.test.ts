@@ -194,12 +194,15 @@ describe('web dashboard in Chromium', () => {
     );
 
     if (SCREENSHOTS) {
-      await page.getByRole('link', { name: 'Overview' }).click();
+      await page.getByRole('link', { name: 'Overview', exact: true }).click();
       await page.locator(`tr[data-job="${old}"]`).waitFor();
       await screenshot(page, 'overview');
       await page.emulateMedia({ colorScheme: 'dark' });
       await screenshot(page, 'overview-dark');
       await page.emulateMedia({ colorScheme: 'light' });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await screenshot(page, 'overview-phone', { fullPage: false });
+      await page.setViewportSize({ width: 1280, height: 860 });
       await page.goBack();
     }
 

@@ -150,7 +150,11 @@ function JobView({ job, reload }: { job: JobDetail; reload: () => void }) {
       {live.error && (
         <section aria-labelledby="error-h" class="problem">
           <h2 id="error-h">Why it ended</h2>
-          <ArticleView code={live.error.code} message={live.error.message} />
+          <ArticleView
+            code={live.error.code}
+            message={live.error.message}
+            context={{ jobId: live.id, item: live.item?.name, vault: live.vault.name }}
+          />
         </section>
       )}
       <section aria-labelledby="timeline-h">
