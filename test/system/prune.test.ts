@@ -85,8 +85,8 @@ for (const dialect of await dialects()) {
       const src = join(w.root, 'sources', item);
       await writeFile(join(src, `round-${round}.bin`), randomBytes(NEW_BYTES_PER_ROUND));
       if (item !== 'gamma') await rm(join(src, `round-${round - 2}.bin`), { force: true });
-      // Throttled so that backups last long enough for prunes to mark and sweep during them.
-      const job = json<JobJson>(await w.ok(['backup', item, '--json', '--limit-read', '3M']));
+      // Throttled (about a second each) so that prunes mark and sweep while backups run.
+      const job = json<JobJson>(await w.ok(['backup', item, '--json', '--limit-read', '1M']));
       assert.equal(job.state, 'completed', JSON.stringify(job.error));
       const pointId = job.recoveryPointId!;
       const copy = join(w.root, 'expected', pointId);
@@ -122,7 +122,13 @@ for (const dialect of await dialects()) {
       );
       const prunes: PruneJob[] = [];
       let pruneError: unknown = null;
+      const vaultId = (await w.store.getVault('shared')).id;
+      const backupInProgress = async () =>
+        (await w.store.listJobs({ vaultId, operations: ['backup'], states: ['in_progress'], limit: 1 }))
+          .length > 0;
       while (backupsRunning && !pruneError) {
+        // Start each prune while some backup runs, so that the loop proves something every time.
+        while (backupsRunning && !(await backupInProgress())) await new Promise((r) => setTimeout(r, 50));
         const r = await w.run(['prune', 'shared', '--json']);
         if (r.code === 0) prunes.push(json<PruneJob>(r));
         else pruneError = new Error(`prune exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
