@@ -6,6 +6,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, get, session } from './api';
 import { MeContext } from './me';
+import { HelpPage } from './pages/help';
 import { JobPage } from './pages/job';
 import { JobsPage } from './pages/jobs';
 import { InsightsPage } from './pages/insights';
@@ -38,6 +39,7 @@ function Page({ loc }: { loc: Location }) {
   if ((m = match('/items/:item', loc.path))) return <ItemPage key={m.item} item={m.item!} />;
   if (match('/policies', loc.path)) return <PoliciesPage />;
   if (match('/insights', loc.path)) return <InsightsPage />;
+  if ((m = match('/help/:page', loc.path))) return <HelpPage key={m.page} page={m.page!} />;
   return (
     <>
       <PageTitle title="Not found">Not found</PageTitle>

@@ -66,12 +66,9 @@ export function interceptLinks(root: HTMLElement): void {
     if (!a || a.target || a.hasAttribute('download') || a.dataset.external !== undefined) return;
     const url = new URL(a.href, window.location.href);
     if (url.origin !== window.location.origin) return;
-    if (
-      url.pathname.startsWith('/help/') ||
-      url.pathname.startsWith('/docs') ||
-      url.pathname.startsWith('/api/')
-    )
-      return;
+    if (url.pathname.startsWith('/docs') || url.pathname.startsWith('/api/')) return;
+    // An anchor on the same page is the browser's job (scrolling to the section).
+    if (url.pathname + url.search === window.location.pathname + window.location.search && url.hash) return;
     e.preventDefault();
     if (url.pathname + url.search !== window.location.pathname + window.location.search)
       navigate(url.pathname + url.search + url.hash);

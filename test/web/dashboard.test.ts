@@ -55,11 +55,12 @@ describe('web dashboard in Chromium', () => {
     w = await createWorld('sqlite', { COFFER_LOG_LEVEL: 'warn' });
     await w.ok(['vault', 'create', 'main', '--path', join(w.root, 'vault-main')]);
     await w.ok(['vault', 'create', 'offsite', '--path', join(w.root, 'vault-offsite')]);
-    // 6 MiB of incompressible data read at 0.25 MiB/s: slow enough to watch, cancel and be refused on a
-    // busy two-core machine, small enough that the retry finishes in about half a minute.
+    // Incompressible data read at 0.25 MiB/s: slow enough to watch, cancel and be refused on a
+    // busy two-core machine (8 MiB: the retry of photos finishes in about half a minute; db's
+    // slow run is always cancelled, and its last backup runs unlimited).
     // Many small files, because progress advances as files complete.
-    await makeRandomTree(join(w.root, 'photos'), 96, 64 * KiB);
-    await makeRandomTree(join(w.root, 'db'), 96, 64 * KiB);
+    await makeRandomTree(join(w.root, 'photos'), 128, 64 * KiB);
+    await makeRandomTree(join(w.root, 'db'), 256, 64 * KiB);
     await w.ok(['item', 'add', 'photos', '--vault', 'main', '--path', join(w.root, 'photos')]);
     await w.ok(['item', 'add', 'db', '--vault', 'main', '--path', join(w.root, 'db')]);
     server = await serve(w, ['--workers', '3']);
@@ -220,6 +221,15 @@ describe('web dashboard in Chromium', () => {
     assert.equal(await jobIdOf(page, '.backup-now .refusal .blocking-link'), old);
     assert.match((await refusal.locator('.blocking').textContent()) ?? '', /in vault main/);
 
+    // The article's documents open in the dashboard, at their section.
+    const [help] = await Promise.all([
+      browser.context.waitForEvent('page'),
+      refusal.getByRole('link', { name: 'Items moved to another vault' }).click(),
+    ]);
+    await help.locator('h3#items-moved-to-another-vault').waitFor();
+    assert.equal(await help.locator('h1').textContent(), 'Best practices');
+    await help.close();
+
     // The old vault's jobs view lists it; cancel from the row asks first.
     await page.getByRole('link', { name: 'Backup jobs' }).click();
     await page.getByLabel('Vault').selectOption('main');
@@ -228,6 +238,15 @@ describe('web dashboard in Chromium', () => {
     await page.waitForURL((u) => u.searchParams.get('state') === 'queued,in_progress,cancelling');
     const row = page.locator(`tr[data-job="${old}"]`);
     await row.waitFor();
+    // Sortable columns say how they sort, and the order lives in the URL.
+    await page.getByRole('button', { name: 'Started' }).click();
+    await page.waitForURL((u) => u.searchParams.get('sort') === 'start');
+    assert.equal(
+      await page
+        .locator('th', { has: page.getByRole('button', { name: 'Started' }) })
+        .getAttribute('aria-sort'),
+      'descending',
+    );
     assert.equal(
       await page.locator('table.jobs tbody tr[data-job]').count(),
       1,

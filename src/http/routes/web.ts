@@ -44,6 +44,7 @@ async function sendIndex(reply: FastifyReply) {
   }
   return reply
     .header('cache-control', 'no-cache')
+    .header('vary', 'accept')
     .header('content-security-policy', CSP)
     .header('x-content-type-options', 'nosniff')
     .header('referrer-policy', 'no-referrer')
@@ -66,7 +67,8 @@ export function webRoutes(api: Api): void {
     for (const url of CLIENT_ROUTES) {
       scope.get(url, { schema: { hide: true } }, (_request, reply) => sendIndex(reply));
     }
-    // The self-help articles link into docs/; serve those pages as text so the links work.
+    // The self-help articles link into docs/. A browser navigating there gets the app, which
+    // renders the page; the app itself (and curl) gets the markdown.
     scope.get<{ Params: { page: string } }>(
       '/help/:page',
       { schema: { hide: true } },
@@ -74,9 +76,11 @@ export function webRoutes(api: Api): void {
         const page = request.params.page;
         if (!/^[a-z0-9-]{1,64}\.md$/.test(page) || !existsSync(join(DOCS_ROOT, page)))
           return reply.callNotFound();
+        if ((request.headers.accept ?? '').includes('text/html')) return sendIndex(reply);
         return reply
           .header('x-content-type-options', 'nosniff')
-          .type('text/plain; charset=utf-8')
+          .header('vary', 'accept')
+          .type('text/markdown; charset=utf-8')
           .send(await readFile(join(DOCS_ROOT, page), 'utf8'));
       },
     );
