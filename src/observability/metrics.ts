@@ -41,7 +41,7 @@ export class Metrics {
     });
     this.bytes = new Counter({
       name: 'coffer_bytes_processed_total',
-      help: 'Bytes processed by jobs this process ran (kind: scanned, new, stored)',
+      help: 'Bytes processed by jobs this process ran (kind: scanned, new, stored; freed by prunes)',
       labelNames: ['operation', 'kind'],
       registers: [this.registry],
     });
@@ -81,5 +81,12 @@ export class Metrics {
     this.bytes.inc({ operation: job.operation, kind: 'scanned' }, ended.bytesScanned);
     this.bytes.inc({ operation: job.operation, kind: 'new' }, ended.bytesNew);
     this.bytes.inc({ operation: job.operation, kind: 'stored' }, ended.bytesStored);
+    // A prune's freed bytes live in its result (stored JSON): counted only when well formed.
+    const gc = ended.result.gc;
+    if (job.operation === 'prune' && typeof gc === 'object' && gc !== null && 'bytesFreed' in gc) {
+      const freed = gc.bytesFreed;
+      if (typeof freed === 'number' && freed > 0 && ended.result.dryRun !== true)
+        this.bytes.inc({ operation: 'prune', kind: 'freed' }, freed);
+    }
   }
 }

@@ -19,6 +19,7 @@ import { triggerBackup, triggerPrune } from '../../src/app/triggers.js';
 import { addItem, createVault, moveItem, openVaultRepository } from '../../src/app/vaults.js';
 import type { Admission } from '../../src/jobs/ports.js';
 import { runJob, type RunOutcome } from '../../src/jobs/runner.js';
+import { Metrics } from '../../src/observability/metrics.js';
 import { createTestCatalog, dialects, type TestCatalog } from '../support/catalogs.js';
 
 for (const dialect of await dialects()) {
@@ -107,8 +108,21 @@ for (const dialect of await dialects()) {
       assert.equal(dry.result.pointsForgotten, 2);
       assert.equal((await app.store.pointsInVault((await app.store.getVault('main')).id)).length, 9);
 
-      const { result } = await prune('main');
+      const { out, result } = await prune('main');
       assert.equal(result.dryRun, false);
+      // /metrics counts the bytes a prune freed (and nothing for a dry run).
+      const metrics = new Metrics(app.store);
+      for (const id of [dry.out.jobId, out.jobId]) {
+        const ended = await app.store.getJob(id);
+        metrics.jobEnded(ended, id === out.jobId ? out : dry.out, ended);
+      }
+      assert.match(
+        await metrics.registry.getSingleMetricAsString('coffer_bytes_processed_total'),
+        new RegExp(
+          `coffer_bytes_processed_total\\{operation="prune",kind="freed"\\} ${result.gc.bytesFreed}$`,
+          'm',
+        ),
+      );
       assert.equal(result.pointsForgotten, 2);
       assert.equal(result.pointsKept, 7);
       assert.deepEqual(
