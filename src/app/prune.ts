@@ -16,11 +16,11 @@
  */
 import type { PruneReport } from '../engine/index.js';
 import { CofferError, isCofferError } from '../errors/coffer-error.js';
-import type { Job } from '../jobs/job.js';
+import { ACTIVE_STATES, type Job } from '../jobs/job.js';
 import type { ExecutionContext, ExecutionResult } from '../jobs/runner.js';
 import { hasRetentionRules } from '../scheduler/retention.js';
 import type { AppContext } from './context.js';
-import { planVaultRetention } from './retention.js';
+import { planVaultRetention, type ItemRetentionPlan } from './retention.js';
 import { openVaultRepository } from './vaults.js';
 
 /** Points listed by name in a job's result; the counters always cover all of them. */
@@ -46,6 +46,8 @@ export interface PruneJobResult {
   /** Points retention forgot (or, in a dry run, would forget). */
   pointsForgotten: number;
   pointsKept: number;
+  /** Points retention would forget that an active restore reads: kept until a later prune. */
+  pointsHeldForRestores: number;
   items: PruneJobItem[];
   /** The first points forgotten, newest first per item: id, item name, snapshot time (ISO). */
   forgotten: { pointId: string; item: string; snapshotTime: string }[];
@@ -69,7 +71,25 @@ export async function runPruneJob(
   throwIfCancelled(ctx.signal);
 
   const plans = await planVaultRetention(app, vault.id);
-  const forget = plans.flatMap((p) => p.forget.map((point) => ({ point, item: p.itemName })));
+  // A point that an active restore reads (or is about to) stays until a later prune: removing its
+  // snapshot now would fail that restore. (A restore admitted while this prune forgets can still
+  // lose that race and fail with PointNotFound; it never reads a half-deleted point.)
+  const restoring = new Set(
+    (
+      await app.store.listJobs({
+        vaultId: vault.id,
+        operations: ['restore'],
+        states: [...ACTIVE_STATES],
+        limit: 500,
+      })
+    )
+      .map((j) => j.params.pointId)
+      .filter((id): id is string => typeof id === 'string'),
+  );
+  const held = (p: ItemRetentionPlan) => p.forget.filter((point) => restoring.has(point.id)).length;
+  const forget = plans.flatMap((p) =>
+    p.forget.filter((point) => !restoring.has(point.id)).map((point) => ({ point, item: p.itemName })),
+  );
   const ids = forget.map((f) => f.point.id);
   // A prune moves no source bytes: its progress is steps of the current phase (points forgotten,
   // snapshots walked, blobs repacked, packs swept).
@@ -100,13 +120,14 @@ export async function runPruneJob(
     dryRun,
     vault: vault.name,
     pointsForgotten: ids.length,
-    pointsKept: plans.reduce((n, p) => n + p.kept, 0),
+    pointsKept: plans.reduce((n, p) => n + p.kept + held(p), 0),
+    pointsHeldForRestores: plans.reduce((n, p) => n + held(p), 0),
     items: plans.map((p) => ({
       item: p.itemName,
       policy: p.policy,
       rules: p.rules,
-      kept: p.kept,
-      forgotten: p.forget.length,
+      kept: p.kept + held(p),
+      forgotten: p.forget.length - held(p),
     })),
     forgotten: forget.slice(0, LISTED_POINTS).map((f) => ({
       pointId: f.point.id,

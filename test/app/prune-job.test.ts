@@ -15,7 +15,7 @@ import { openApp, type AppContext } from '../../src/app/context.js';
 import { executorFor } from '../../src/app/executors.js';
 import { createPolicy, DEFAULT_CATCH_UP_MS, setItemPolicy } from '../../src/app/policies.js';
 import { pruneAfterScheduledBackup, type PruneJobResult } from '../../src/app/prune.js';
-import { triggerBackup, triggerPrune } from '../../src/app/triggers.js';
+import { triggerBackup, triggerPrune, triggerRestore } from '../../src/app/triggers.js';
 import { addItem, createVault, moveItem, openVaultRepository } from '../../src/app/vaults.js';
 import type { Admission } from '../../src/jobs/ports.js';
 import { runJob, type RunOutcome } from '../../src/jobs/runner.js';
@@ -196,6 +196,36 @@ for (const dialect of await dialects()) {
       const second = await pruneAfterScheduledBackup(app, await scheduled(ruled), 0);
       assert.ok(second && second.id !== first.id);
       await app.store.requestCancel(second.id);
+    });
+
+    test('a point an active restore reads is kept until a later prune', async () => {
+      await createVault(app, 'held', join(root, 'held'), 'test');
+      const it = await item('held-item', 'held', 'keep-one');
+      await backups(it, 3);
+      const oldest = (await app.store.listPoints(it.id)).at(-1)!;
+      const restore = await triggerRestore(app, it.id, {
+        requestedBy: 'test',
+        target: join(root, 'held-restore'),
+        point: oldest.id,
+      });
+      const first = await prune('held');
+      assert.equal(first.result.pointsForgotten, 1);
+      assert.equal(first.result.pointsHeldForRestores, 1);
+      assert.deepEqual(
+        first.result.items.map((i) => [i.kept, i.forgotten]),
+        [[2, 1]],
+      );
+      assert.ok((await app.store.listPoints(it.id)).some((p) => p.id === oldest.id));
+      const repo = await openVaultRepository(app, await app.store.getVault('held'));
+      assert.equal((await repo.loadSnapshot(oldest.id)).id, oldest.id);
+      await app.store.requestCancel(restore.job.id);
+      const second = await prune('held');
+      assert.equal(second.result.pointsForgotten, 1);
+      assert.equal(second.result.pointsHeldForRestores, 0);
+      assert.deepEqual(
+        (await app.store.listPoints(it.id)).map((p) => p.id),
+        [(await app.store.latestPoint(it.id, restore.job.vaultId))!.id],
+      );
     });
 
     test('a cancelled prune ends cancelled, the vault checks clean, and the next prune completes', async () => {

@@ -267,7 +267,10 @@ function printPruneResult(r: PruneJobResult): void {
   const out: string[] = [];
   if (r.dryRun) out.push('dry run: nothing was deleted');
   const verb = r.dryRun ? 'would forget' : 'forgot';
-  out.push(`retention: ${verb} ${r.pointsForgotten} point(s), ${r.pointsKept} kept`);
+  out.push(
+    `retention: ${verb} ${r.pointsForgotten} point(s), ${r.pointsKept} kept` +
+      (r.pointsHeldForRestores ? ` (${r.pointsHeldForRestores} only while a restore reads them)` : ''),
+  );
   for (const i of r.items) {
     const why = i.policy === null ? 'no policy' : `policy ${i.policy} (${i.rules ?? 'no retention rules'})`;
     out.push(`  ${i.item}: ${why}: ${i.kept} kept, ${i.forgotten} ${r.dryRun ? 'to forget' : 'forgotten'}`);
