@@ -255,10 +255,13 @@ describe('web dashboard in Chromium', () => {
     // Back to every state, so the row stays listed while it turns cancelling, then cancelled.
     await page.getByLabel('State').selectOption('');
     await page.waitForURL((u) => !u.searchParams.has('state'));
-    await row.getByRole('button', { name: 'Cancel backup of db' }).click();
+    // By keyboard: Enter opens the confirmation, focus starts on the harmless choice, Escape closes it.
+    await row.getByRole('button', { name: 'Cancel backup of db' }).focus();
+    await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
-    await dialog.getByRole('button', { name: 'Keep running' }).click();
+    await dialog.getByRole('button', { name: 'Keep running' }).and(page.locator(':focus')).waitFor();
+    await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
     assert.equal(await row.getAttribute('data-state'), 'in_progress', 'keeping it running changed nothing');
     await row.getByRole('button', { name: 'Cancel backup of db' }).click();
@@ -319,6 +322,21 @@ describe('web dashboard in Chromium', () => {
       async () => (await page.locator('table.points tbody tr[data-point] td').nth(5).textContent()) ?? '',
       (t) => /daily/.test(t),
     );
+
+    // Pages follow the API's cursor: two jobs a page, older, then back to the newest.
+    await page.goto(`${server.url}/jobs?limit=2`);
+    const ids = () =>
+      page
+        .locator('table.jobs tbody tr[data-job]')
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-job')));
+    await page.locator('table.jobs tbody tr[data-job]').nth(1).waitFor();
+    const newest = await ids();
+    assert.equal(newest.length, 2);
+    await page.getByRole('link', { name: 'Older →' }).click();
+    await page.waitForURL((u) => u.searchParams.has('cursor') && u.searchParams.get('limit') === '2');
+    await until('the older page', ids, (v) => v.length === 2 && !v.some((id) => newest.includes(id)));
+    await page.getByRole('link', { name: '← Newest' }).click();
+    await until('the newest page again', ids, (v) => v.join() === newest.join());
 
     await page.getByRole('link', { name: 'Insights' }).click();
     await page.getByRole('heading', { level: 1, name: 'Insights' }).waitFor();

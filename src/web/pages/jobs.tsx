@@ -38,6 +38,9 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
     string
   >;
   const cursor = query.get('cursor');
+  // ?limit= picks the page size (the API allows up to 500); it rides along in every link.
+  const limitParam = query.get('limit');
+  const pageSize = Math.min(500, Math.max(1, Math.floor(Number(limitParam)) || PAGE_SIZE));
   const sortKey = query.get('sort') as SortKey | null;
   const sort: Sort | null =
     sortKey && SORT_KEYS.includes(sortKey)
@@ -52,7 +55,7 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
     ]);
     return { vaults, items };
   }, 'refs');
-  const key = FILTERS.map((f) => filters[f]).join('|') + `|${cursor ?? ''}`;
+  const key = FILTERS.map((f) => filters[f]).join('|') + `|${cursor ?? ''}|${pageSize}`;
   const list = useLoad(
     (signal) =>
       get('/api/v1/jobs', {
@@ -64,7 +67,7 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
           since: filters.since || undefined,
           until: filters.until || undefined,
           cursor: cursor ?? undefined,
-          limit: PAGE_SIZE,
+          limit: pageSize,
         },
         signal,
       }),
@@ -77,6 +80,7 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
     const next: Record<string, string | null> = {
       ...filters,
       cursor,
+      limit: limitParam,
       sort: sort?.key ?? null,
       dir: sort?.dir ?? null,
     };
@@ -206,7 +210,10 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
           />
           <nav class="pager" aria-label="Pages">
             {cursor && (
-              <a href={href('/jobs', { ...filters, sort: sort?.key, dir: sort?.dir })} rel="first">
+              <a
+                href={href('/jobs', { ...filters, limit: limitParam, sort: sort?.key, dir: sort?.dir })}
+                rel="first"
+              >
                 ← Newest
               </a>
             )}
@@ -215,6 +222,7 @@ export function JobsPage({ query }: { query: URLSearchParams }) {
                 href={href('/jobs', {
                   ...filters,
                   cursor: list.data.nextCursor,
+                  limit: limitParam,
                   sort: sort?.key,
                   dir: sort?.dir,
                 })}
