@@ -114,6 +114,15 @@ function App() {
     void check();
   }, []);
 
+  // The docs pages need no API, so they open even in a tab that has not signed in (a token
+  // lives in one tab's sessionStorage, and article links open a new tab).
+  const help = auth.kind !== 'signed-in' ? match('/help/:page', loc.path) : null;
+  if (help)
+    return (
+      <main id="main">
+        <HelpPage page={help.page!} />
+      </main>
+    );
   if (auth.kind === 'loading') return <p class="muted">Loading…</p>;
   if (auth.kind === 'signed-out')
     return (

@@ -358,6 +358,11 @@ describe('web dashboard in Chromium', () => {
     await tab.goto(`${server.url}/items`);
     await tab.getByRole('heading', { level: 1, name: 'Sign in to coffer' }).waitFor();
     await screenshot(tab, 'sign-in', { fullPage: false });
+    // The docs the articles link to open without a token (they are not part of the API).
+    const doc = await browser.page();
+    await doc.goto(`${server.url}/help/restore-considerations.md`);
+    await doc.getByRole('heading', { level: 1, name: 'Restore considerations' }).waitFor();
+    await doc.close();
 
     await tab.getByLabel('API token').fill('coffer_not-a-real-token');
     await tab.getByRole('button', { name: 'Sign in' }).click();
