@@ -230,6 +230,13 @@ describe('web dashboard in Chromium', () => {
     assert.equal(await help.locator('h1').textContent(), 'Best practices');
     await help.close();
 
+    // Insights names the item blocked by its previous vault, with the recommended change.
+    await page.getByRole('link', { name: 'Insights' }).click();
+    const insight = page.locator('.insight', { hasText: "'db' is blocked by a job in its previous vault" });
+    await insight.waitFor();
+    await insight.locator('.recommendation').waitFor();
+    await screenshot(page, 'insights');
+
     // The old vault's jobs view lists it; cancel from the row asks first.
     await page.getByRole('link', { name: 'Backup jobs' }).click();
     await page.getByLabel('Vault').selectOption('main');
@@ -341,7 +348,6 @@ describe('web dashboard in Chromium', () => {
     await page.getByRole('link', { name: 'Insights' }).click();
     await page.getByRole('heading', { level: 1, name: 'Insights' }).waitFor();
     await page.locator('.insights, .notice').first().waitFor();
-    await screenshot(page, 'insights');
   });
 
   test('with tokens: sign in, and each role sees only the buttons it may use', async () => {
