@@ -44,24 +44,46 @@ export function validateSchedule(schedule: string, timeZone: string): void {
     throw new CofferError('InvalidRequest', `schedule '${schedule}' never fires`, { field: 'schedule' });
 }
 
+/**
+ * Due-time answers are pure (schedule, zone and instant in; instant out), and a scheduler tick
+ * asks the same question for every item that shares a policy: 10,000 items on one policy cost
+ * 20,000 cron evaluations without this memo (measured: most of a 3 s tick), one with it.
+ */
+const dueMemo = new Map<string, number | null>();
+const DUE_MEMO_MAX = 50_000;
+
+function memoDue(kind: string, schedule: string, timeZone: string, t: number, f: () => number | null) {
+  const key = `${kind}\0${schedule}\0${timeZone}\0${t}`;
+  const known = dueMemo.get(key);
+  if (known !== undefined) return known;
+  const value = f();
+  if (dueMemo.size >= DUE_MEMO_MAX) dueMemo.clear();
+  dueMemo.set(key, value);
+  return value;
+}
+
 /** The first due time strictly after `after` (epoch ms), or null if the schedule has ended. */
 export function nextDue(schedule: string, timeZone: string, after: number): number | null {
-  const c = cron(schedule, timeZone);
-  try {
-    return c.nextRun(new Date(after))?.getTime() ?? null;
-  } finally {
-    c.stop();
-  }
+  return memoDue('next', schedule, timeZone, after, () => {
+    const c = cron(schedule, timeZone);
+    try {
+      return c.nextRun(new Date(after))?.getTime() ?? null;
+    } finally {
+      c.stop();
+    }
+  });
 }
 
 /** The latest due time at or before `at`, or null. */
 export function latestDue(schedule: string, timeZone: string, at: number): number | null {
-  const c = cron(schedule, timeZone);
-  try {
-    return c.previousRuns(1, new Date(at + 1))[0]?.getTime() ?? null;
-  } finally {
-    c.stop();
-  }
+  return memoDue('latest', schedule, timeZone, at, () => {
+    const c = cron(schedule, timeZone);
+    try {
+      return c.previousRuns(1, new Date(at + 1))[0]?.getTime() ?? null;
+    } finally {
+      c.stop();
+    }
+  });
 }
 
 /** The typical gap between runs near `at`, for insights about backups outlasting their schedule. */

@@ -85,8 +85,9 @@ for (const dialect of await dialects()) {
       const src = join(w.root, 'sources', item);
       await writeFile(join(src, `round-${round}.bin`), randomBytes(NEW_BYTES_PER_ROUND));
       if (item !== 'gamma') await rm(join(src, `round-${round - 2}.bin`), { force: true });
-      // Throttled (about a second each) so that prunes mark and sweep while backups run.
-      const job = json<JobJson>(await w.ok(['backup', item, '--json', '--limit-read', '1M']));
+      // Throttled (about three seconds each) so that prunes mark and sweep while backups run,
+      // even when starting the prune's own process takes a second or two on a busy machine.
+      const job = json<JobJson>(await w.ok(['backup', item, '--json', '--limit-read', '320K']));
       assert.equal(job.state, 'completed', JSON.stringify(job.error));
       const pointId = job.recoveryPointId!;
       const copy = join(w.root, 'expected', pointId);
