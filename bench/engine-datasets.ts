@@ -4,7 +4,8 @@
  * keeps an even, deterministic sample of the files (by a hash of each path), not a prefix.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { run } from './engine-run.js';
 import {
   copyFile,
   chmod,
@@ -94,7 +95,15 @@ export async function buildDataset(
     const summary: SourceSummary = { path: src, present: existsSync(src), files: 0, bytes: 0 };
     m.sources.push(summary);
     if (!summary.present) continue;
-    await copyTree(src, src.replace(/^\/+/, ''), root, scale, m, summary);
+    const rel = src.replace(/^\/+/, '');
+    if (scale >= 1) {
+      // The whole tree: cp -a is fast and keeps modes, times and symlinks; then list what it copied.
+      await mkdir(dirname(join(root, rel)), { recursive: true });
+      await run('cp', ['-a', src, dirname(join(root, rel))]);
+      listTree(join(root, rel), rel, m, summary);
+    } else {
+      await copyTree(src, rel, root, scale, m, summary);
+    }
   }
   m.regular.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   writeFileSync(manifestFile, JSON.stringify(m));
@@ -102,6 +111,24 @@ export async function buildDataset(
     `dataset ${tag}: ${m.files} files, ${(m.bytes / 1e6).toFixed(0)} MB, ${m.symlinks} symlinks, ${m.dirs} dirs`,
   );
   return m;
+}
+
+function listTree(abs: string, rel: string, m: Manifest, summary: SourceSummary): void {
+  const st = lstatSync(abs);
+  if (st.isDirectory()) {
+    m.dirs++;
+    for (const n of readdirSync(abs).sort()) listTree(join(abs, n), join(rel, n), m, summary);
+  } else if (st.isSymbolicLink()) {
+    m.symlinks++;
+  } else if (st.isFile()) {
+    m.files++;
+    m.bytes += st.size;
+    summary.files++;
+    summary.bytes += st.size;
+    m.regular.push({ path: rel, size: st.size });
+  } else {
+    m.skipped++;
+  }
 }
 
 async function copyTree(

@@ -8,6 +8,7 @@
  *   npm run bench:engine -- --scale 0.15                   # quick: ≈200 MB + ≈4,500 files
  *   npm run bench:engine -- --dataset small --rounds 1 --tools coffer,restic
  *   npm run bench:engine -- --profile --write-doc          # also profile one coffer first backup; update docs/benchmarks.md
+ *   npm run bench:engine -- --prepare                      # only copy the datasets (nothing measured)
  *
  * Datasets are copies under bench/.data/engine/datasets/ (git-ignored, reused by later runs of
  * the same scale); repositories and restores go to bench/.data/engine/run/ (emptied at start;
@@ -56,9 +57,13 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     'write-doc': { type: 'boolean', default: false },
     'skip-cold': { type: 'boolean', default: false },
+    prepare: { type: 'boolean', default: false },
+    'max-minutes': { type: 'string', default: '0' },
   },
 });
 const ROUNDS = Number(values.rounds);
+/** 0: no limit. Otherwise no round starts that would not finish (with checks and profile) in time. */
+const MAX_MS = Number(values['max-minutes']) * 60_000;
 const SCALE = Number(values.scale);
 const TREES: TreeName[] =
   values.dataset === 'both'
@@ -67,7 +72,7 @@ const TREES: TreeName[] =
 const TOOL_LIST = values.tools.split(',').filter((t): t is ToolName => (TOOLS as string[]).includes(t));
 if (!(ROUNDS >= 1) || !(SCALE > 0 && SCALE <= 1) || TREES.length === 0 || TOOL_LIST.length === 0) {
   console.error(
-    'usage: engine.js [--rounds N>=1] [--scale 0<F<=1] [--dataset large|small|both] [--tools coffer,restic,borg] [--profile] [--write-doc] [--skip-cold]',
+    'usage: engine.js [--rounds N>=1] [--scale 0<F<=1] [--dataset large|small|both] [--tools coffer,restic,borg] [--profile] [--write-doc] [--skip-cold] [--prepare] [--max-minutes M]',
   );
   process.exit(2);
 }
@@ -164,6 +169,10 @@ log(
 mkdirSync(DATA_DIR, { recursive: true });
 const manifests: Partial<Record<TreeName, Manifest>> = {};
 for (const tree of TREES) manifests[tree] = await buildDataset(tree, SCALE, DATA_DIR, log);
+if (values.prepare) {
+  log('datasets ready (--prepare: nothing is measured)');
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------- reads and ceilings
 
@@ -199,7 +208,24 @@ for (const c of ceilings) log(`ceiling ${c.what}: ${fmtRate(c.rate)} (${c.note})
 
 await rm(RUN_DIR, { recursive: true, force: true });
 const cofferHomes: string[] = [];
+let roundsDone = 0;
+let stoppedEarly = '';
+let lastRoundMs = 0;
+const cofferMs = (tree: string, sc: Scenario) =>
+  (results.times[tree]?.coffer?.[sc] ?? []).reduce((a, x) => Math.max(a, x.wallS * 1000), 0);
 for (let round = 1; round <= ROUNDS; round++) {
+  if (round > 1 && MAX_MS > 0) {
+    // What is left after this round: a check per coffer vault (about a restore each) and the profile.
+    const checksMs = TREES.reduce((a, t) => a + cofferMs(t, 'restore'), 0) * round;
+    const profileMs = values.profile ? cofferMs(TREES[0]!, 'first') * 1.3 : 0;
+    const projected = Date.now() - t0 + lastRoundMs + checksMs + profileMs;
+    if (projected > MAX_MS) {
+      stoppedEarly = `stopped after ${roundsDone} of ${ROUNDS} rounds: round ${round} would have ended the run after ${(projected / 60000).toFixed(0)} min, over --max-minutes ${values['max-minutes']}`;
+      log(stoppedEarly);
+      break;
+    }
+  }
+  const roundStarted = Date.now();
   const work = join(RUN_DIR, `r${round}`);
   await mkdir(work, { recursive: true });
   if (TOOL_LIST.includes('coffer')) cofferHomes.push(join(work, 'coffer-home'));
@@ -252,6 +278,8 @@ for (let round = 1; round <= ROUNDS; round++) {
       }
     }
   }
+  roundsDone++;
+  lastRoundMs = Date.now() - roundStarted;
 }
 
 // ---------------------------------------------------------------- verify every coffer vault
@@ -408,7 +436,7 @@ const ds = TREES.map((t) => {
 const out: string[] = [];
 out.push(SECTION, '');
 out.push(
-  `_Measured ${date} UTC with \`${COMMAND}\` (${wallMin} min wall time; scale ${SCALE}, ${ROUNDS} round${ROUNDS > 1 ? 's' : ''})._`,
+  `_Measured ${date} UTC with \`${COMMAND}\` (${wallMin} min wall time; scale ${SCALE}, ${roundsDone} round${roundsDone === 1 ? '' : 's'})._${stoppedEarly ? ` Note: ${stoppedEarly}.` : ''}`,
   '',
 );
 out.push(
@@ -433,7 +461,12 @@ out.push(
     'command, not inside it: each tool is charged for the fsyncs it does itself, and nothing else.',
 );
 out.push('- **Datasets** (copies under `bench/.data/`):', ds, '');
-out.push(`### Results (medians of ${ROUNDS} round${ROUNDS > 1 ? 's' : ''})`, '', table(header, rows), '');
+out.push(
+  `### Results (medians of ${roundsDone} round${roundsDone === 1 ? '' : 's'})`,
+  '',
+  table(header, rows),
+  '',
+);
 out.push(
   '### CPU time (user + sys, medians) and cores used (CPU time / wall time)',
   '',
