@@ -110,13 +110,25 @@ function withStatementCache(database: BetterSqlite3.Database, size = 512): Sqlit
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Catalog> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 10_000 });
+  // A loaded server can take seconds to accept a connection; 30 s before giving up.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 30_000 });
   // An idle client that loses its server must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const safeUrl = url.replace(/\/\/[^@/]*@/, '//***@');
   try {
-    await sql`select 1`.execute(db);
+    // "Too many clients" and "the database system is starting up" pass: many processes that
+    // start at once (a fleet of workers, a burst of CLI calls) wait their turn instead of failing.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sql`select 1`.execute(db);
+        break;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (attempt >= 20 || (code !== '53300' && code !== '57P03')) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt + Math.random() * 200));
+      }
+    }
   } catch (err) {
     await db.destroy().catch(() => undefined);
     throw new CofferError(
