@@ -10,8 +10,9 @@
  *   npm run bench:engine -- --profile --write-doc          # also profile one coffer first backup; update docs/benchmarks.md
  *   npm run bench:engine -- --prepare                      # only copy the datasets (nothing measured)
  *
- * Datasets are copies under bench/.data/engine/datasets/ (git-ignored, reused by later runs of
- * the same scale); repositories and restores go to bench/.data/engine/run/ (emptied at start;
+ * Datasets are copies under bench/.data/engine/datasets/ (git-ignored; removed after the run
+ * unless --keep-datasets, because `eslint .` would lint their .js files; a kept copy is reused by
+ * later runs of the same scale); repositories and restores go to bench/.data/engine/run/ (emptied at start;
  * coffer's vaults stay there after the run for inspection).
  */
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -59,6 +60,7 @@ const { values } = parseArgs({
     'skip-cold': { type: 'boolean', default: false },
     prepare: { type: 'boolean', default: false },
     'max-minutes': { type: 'string', default: '0' },
+    'keep-datasets': { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -72,7 +74,7 @@ const TREES: TreeName[] =
 const TOOL_LIST = values.tools.split(',').filter((t): t is ToolName => (TOOLS as string[]).includes(t));
 if (!(ROUNDS >= 1) || !(SCALE > 0 && SCALE <= 1) || TREES.length === 0 || TOOL_LIST.length === 0) {
   console.error(
-    'usage: engine.js [--rounds N>=1] [--scale 0<F<=1] [--dataset large|small|both] [--tools coffer,restic,borg] [--profile] [--write-doc] [--skip-cold] [--prepare] [--max-minutes M]',
+    'usage: engine.js [--rounds N>=1] [--scale 0<F<=1] [--dataset large|small|both] [--tools coffer,restic,borg] [--profile] [--write-doc] [--skip-cold] [--prepare] [--max-minutes M] [--keep-datasets]',
   );
   process.exit(2);
 }
@@ -349,6 +351,13 @@ if (values.profile) {
   completedJob(m, 'profiled coffer backup');
   profile = { ...summariseProfiles(profDir, REPO_ROOT), tree, wallS: m.wallS };
   log(`profile: ${profile.files.length} profile(s), ${profile.totalMs.toFixed(0)} ms sampled, in ${profDir}`);
+}
+
+// The copies hold thousands of .js files (documentation, python and JDK trees) that `eslint .`
+// would try to lint in this working tree; they are rebuilt in a minute or two by the next run.
+if (!values['keep-datasets']) {
+  await rm(join(DATA_DIR, 'datasets'), { recursive: true, force: true });
+  log('datasets removed (--keep-datasets keeps them for the next run)');
 }
 
 // ---------------------------------------------------------------- report
