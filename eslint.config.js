@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   // src/web/api-types.ts is generated from the OpenAPI document (npm run gen:api).
-  { ignores: ['dist/**', 'node_modules/**', 'src/web/api-types.ts'] },
+  { ignores: ['dist/**', 'node_modules/**', 'src/web/api-types.ts', 'bench/.data/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
