@@ -1328,6 +1328,27 @@ export class CatalogStore implements JobStore {
       }
       return deferred !== undefined;
     };
+    /** Ends the item's scheduled runs in `state` (one of them when `id` is given) as replaced. */
+    const replaceScheduled = async (state: 'queued' | 'deferred', id: string | null) => {
+      const replaced = await trx
+        .updateTable('jobs')
+        .set({
+          state: 'cancelled',
+          ended_at: now,
+          updated_at: now,
+          cancel_requested_at: now,
+          error_code: 'JobCancelled',
+          error_message: `replaced by the run due ${new Date(due).toISOString()} (overlap policy cancel-running)`,
+        })
+        .where('item_id', '=', step.itemId)
+        .where('state', '=', state)
+        .where('trigger', '=', 'schedule')
+        .$if(id !== null, (qb) => qb.where('id', '=', id!))
+        .returning('id')
+        .execute();
+      for (const r of replaced)
+        await addEvent(trx, r.id, 'cancelled', now, 'replaced by a newer scheduled run (cancel-running)');
+    };
     switch (step.policy.overlap) {
       case 'skip':
         return skip('skipped (overlap policy skip)');
@@ -1339,26 +1360,7 @@ export class CatalogStore implements JobStore {
         if (blocking.trigger !== 'schedule')
           return skip('skipped: cancel-running never cancels an on-demand run');
         if (blocking.state === 'queued') {
-          await trx
-            .updateTable('jobs')
-            .set({
-              state: 'cancelled',
-              ended_at: now,
-              updated_at: now,
-              cancel_requested_at: now,
-              error_code: 'JobCancelled',
-              error_message: `replaced by the run due ${new Date(due).toISOString()} (overlap policy cancel-running)`,
-            })
-            .where('id', '=', blocking.id)
-            .where('state', '=', 'queued')
-            .execute();
-          await addEvent(
-            trx,
-            blocking.id,
-            'cancelled',
-            now,
-            'replaced by a newer scheduled run (cancel-running)',
-          );
+          await replaceScheduled('queued', blocking.id);
         } else if (blocking.state === 'in_progress') {
           await trx
             .updateTable('jobs')
@@ -1375,27 +1377,9 @@ export class CatalogStore implements JobStore {
           );
         }
         out.cancelled++;
-        {
-          // The newest due run is the one that should start: a run still waiting from an
-          // earlier due time is replaced rather than the new one skipped.
-          const replaced = await trx
-            .updateTable('jobs')
-            .set({
-              state: 'cancelled',
-              ended_at: now,
-              updated_at: now,
-              cancel_requested_at: now,
-              error_code: 'JobCancelled',
-              error_message: `replaced by the run due ${new Date(due).toISOString()} (overlap policy cancel-running)`,
-            })
-            .where('item_id', '=', step.itemId)
-            .where('state', '=', 'deferred')
-            .where('trigger', '=', 'schedule')
-            .returning('id')
-            .execute();
-          for (const r of replaced)
-            await addEvent(trx, r.id, 'cancelled', now, 'replaced by a newer scheduled run (cancel-running)');
-        }
+        // The newest due run is the one that should start: a run still waiting from an earlier
+        // due time is replaced rather than the new one skipped.
+        await replaceScheduled('deferred', null);
         if (!(await defer('starts when the cancelled run has stopped (overlap policy cancel-running)')))
           await skip('skipped: a run is already waiting');
         return;
