@@ -191,6 +191,35 @@ for (const dialect of await dialects()) {
       assert.match(jobs[jobs.length - 1]!.errorMessage ?? '', /never cancels an on-demand run/);
     });
 
+    test('cancel-running: a newer due run replaces one still waiting for the cancelled run to stop', async () => {
+      const { itemId } = await scheduled('cancel-running');
+      const s = new Scheduler(store, clock);
+      clock.set('2026-11-25T18:00:30Z');
+      await s.tick();
+      clock.set('2026-11-25T18:10:00Z');
+      await s.tick();
+      const claimed = await claimFor(itemId);
+      clock.set('2026-11-25T18:20:00Z');
+      await s.tick(); // the 18:10 run is cancelling; the 18:20 run waits
+      clock.set('2026-11-25T18:30:00Z');
+      await s.tick(); // the worker has not acknowledged yet: 18:30 replaces the waiting 18:20 run
+      const jobs = await jobsOf(itemId);
+      assert.deepEqual(
+        jobs.map((j) => [new Date(j.scheduledFor!).toISOString().slice(11, 16), j.state]),
+        [
+          ['18:10', 'cancelling'],
+          ['18:20', 'cancelled'],
+          ['18:30', 'deferred'],
+        ],
+      );
+      assert.equal(jobs[1]!.errorCode, 'JobCancelled');
+      assert.match(jobs[1]!.errorMessage ?? '', /replaced by the run due 2026-11-25T18:30:00.000Z/);
+      assert.equal(jobs.filter((j) => j.state === 'skipped').length, 0);
+      await store.finish(claimed.lease, { state: 'completed', progress: emptyProgress() });
+      await s.tick();
+      assert.equal((await jobsOf(itemId))[2]!.state, 'queued');
+    });
+
     test('downtime: one catch-up run for the latest due time inside the window; older runs recorded once as missed', async () => {
       const { itemId } = await scheduled('skip', '*/10 * * * *', 30 * MINUTE);
       const s = new Scheduler(store, clock);
