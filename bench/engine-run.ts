@@ -29,15 +29,14 @@ function field(report: string, label: string): number {
   return m ? Number(m[1]) : NaN;
 }
 
-export async function timed(
+/** Spawns `cmd`, keeps the tails of its output, and resolves with its exit code. */
+async function capture(
   cmd: string,
   args: string[],
-  opts: { env: NodeJS.ProcessEnv; cwd?: string; okCodes?: number[]; timeFile: string },
-): Promise<Measure> {
-  rmSync(opts.timeFile, { force: true });
-  const started = performance.now();
-  const child = spawn(TIME_BIN, ['-v', '-o', opts.timeFile, cmd, ...args], {
-    env: opts.env,
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string | undefined },
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const child = spawn(cmd, args, {
+    env: opts.env ?? process.env,
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -49,6 +48,23 @@ export async function timed(
     child.on('error', reject);
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
+  return { exitCode, stdout, stderr };
+}
+
+function failed(cmd: string, args: string[], r: { exitCode: number; stdout: string; stderr: string }): Error {
+  return new Error(
+    `${cmd} ${args.join(' ')} exited ${r.exitCode}\n--- stdout\n${r.stdout.slice(-4000)}\n--- stderr\n${r.stderr.slice(-4000)}`,
+  );
+}
+
+export async function timed(
+  cmd: string,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; cwd?: string; okCodes?: number[]; timeFile: string },
+): Promise<Measure> {
+  rmSync(opts.timeFile, { force: true });
+  const started = performance.now();
+  const r = await capture(TIME_BIN, ['-v', '-o', opts.timeFile, cmd, ...args], opts);
   const wallS = (performance.now() - started) / 1000;
   let report = '';
   try {
@@ -56,22 +72,14 @@ export async function timed(
   } catch {
     // no report: the command could not start; the exit code says so below
   }
-  const m: Measure = {
+  if (!(opts.okCodes ?? [0]).includes(r.exitCode)) throw failed(cmd, args, r);
+  return {
     wallS,
     userS: field(report, 'User time \\(seconds\\)'),
     sysS: field(report, 'System time \\(seconds\\)'),
     maxRssBytes: field(report, 'Maximum resident set size \\(kbytes\\)') * 1024,
-    exitCode,
-    stdout,
-    stderr,
+    ...r,
   };
-  const ok = opts.okCodes ?? [0];
-  if (!ok.includes(exitCode)) {
-    throw new Error(
-      `${cmd} ${args.join(' ')} exited ${exitCode}\n--- stdout\n${stdout.slice(-4000)}\n--- stderr\n${stderr.slice(-4000)}`,
-    );
-  }
-  return m;
 }
 
 /** A command whose cost is not measured (set-up, versions); returns stdout. */
@@ -80,23 +88,7 @@ export async function run(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; okCodes?: number[] } = {},
 ): Promise<string> {
-  const child = spawn(cmd, args, {
-    env: opts.env ?? process.env,
-    cwd: opts.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout = tail(stdout + d.toString())));
-  child.stderr.on('data', (d: Buffer) => (stderr = tail(stderr + d.toString())));
-  const code = await new Promise<number>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (c) => resolve(c ?? 1));
-  });
-  if (!(opts.okCodes ?? [0]).includes(code)) {
-    throw new Error(
-      `${cmd} ${args.join(' ')} exited ${code}\n${stdout.slice(-2000)}\n${stderr.slice(-4000)}`,
-    );
-  }
-  return stdout;
+  const r = await capture(cmd, args, opts);
+  if (!(opts.okCodes ?? [0]).includes(r.exitCode)) throw failed(cmd, args, r);
+  return r.stdout;
 }
