@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import { CofferError } from '../errors/coffer-error.js';
 import { groupCommitWriter } from './group-commit.js';
 import type { Database } from './schema.js';
@@ -33,9 +33,17 @@ export interface CatalogOptions {
   poolSize?: number;
 }
 
-// int8 columns (epoch milliseconds, counters) come back from pg as strings by default; every
-// value coffer keeps in them fits in a double.
-pg.types.setTypeParser(20, (v: string) => Number(v));
+/**
+ * The pg driver, loaded only when a PostgreSQL catalog is opened: the embedded default never
+ * pays its memory.
+ */
+async function loadPg(): Promise<typeof pg> {
+  const { default: driver } = await import('pg');
+  // int8 columns (epoch milliseconds, counters) come back from pg as strings by default; every
+  // value coffer keeps in them fits in a double.
+  driver.types.setTypeParser(20, (v: string) => Number(v));
+  return driver;
+}
 
 export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
   const url = opts.databaseUrl?.trim();
@@ -111,7 +119,8 @@ function withStatementCache(database: BetterSqlite3.Database, size = 512): Sqlit
 
 async function openPostgres(url: string, poolSize: number): Promise<Catalog> {
   // A loaded server can take seconds to accept a connection; 30 s before giving up.
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 30_000 });
+  const driver = await loadPg();
+  const pool = new driver.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 30_000 });
   // An idle client that loses its server must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

@@ -1,7 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { createLogger } from '../../observability/logger.js';
-import { runServer } from '../../server/run-server.js';
 import { parseDurationMs } from '../../scheduler/schedule.js';
 import { parsePositiveInt } from '../format.js';
 import { withApp } from '../session.js';
@@ -48,6 +47,9 @@ export function registerServeCommand(program: Command): void {
           opts.pruneEvery === '0' ? null : parseDurationMs(opts.pruneEvery, '--prune-every');
         await withApp(false, async (app) => {
           const logger = createLogger();
+          // Loaded here, not at start: the HTTP stack (Fastify, schemas, metrics) costs every
+          // other command tens of megabytes and milliseconds it never uses.
+          const { runServer } = await import('../../server/run-server.js');
           const server = await runServer(
             app,
             { host: opts.host, port, workers, graceMs, scheduler: opts.scheduler, autoPruneMs },

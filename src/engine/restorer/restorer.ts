@@ -15,7 +15,7 @@ import { CofferError } from '../../errors/coffer-error.js';
 import { throwIfCancelled } from '../cancellation.js';
 import { mapLimit } from '../concurrency.js';
 import type { IndexEntry, MasterIndex } from '../index/master-index.js';
-import { decodeBlob } from '../pack/blob-codec.js';
+import { sharedBlobPool } from '../parallel/blob-pool.js';
 import { packPath } from '../pack/pack-writer.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot } from '../snapshot/snapshot.js';
@@ -29,6 +29,8 @@ const MAX_RANGE_SIZE = 32 * 1024 * 1024;
 const PACK_CONCURRENCY = 2;
 /** File operations in flight: restores of many small files are bound by syscall latency, not bandwidth. */
 const FILE_CONCURRENCY = 16;
+/** Blobs of one pack range being decoded ahead of the writes (see restorePack). */
+const DECODES_IN_FLIGHT = 4;
 
 interface PlannedEntry {
   rel: string;
@@ -79,6 +81,7 @@ class Restorer {
   private readonly isRoot = process.geteuid?.() === 0;
   private readonly uid = process.geteuid?.() ?? -1;
   private readonly gid = process.getegid?.() ?? -1;
+  private readonly pool = sharedBlobPool();
 
   constructor(
     private readonly ctx: RepositoryContext,
@@ -357,10 +360,27 @@ class Restorer {
         j++;
       }
       const range = await this.ctx.backend.load(packPath(packId), { offset: start, length: end - start });
-      for (const b of blobs.slice(i, j)) {
+      // Blobs are opened and decompressed on the pool, DECODES_IN_FLIGHT ahead of the writes,
+      // so every core decodes while this loop writes in pack order.
+      const group = blobs.slice(i, j);
+      const decoding: Promise<Buffer>[] = [];
+      const decodeNext = () => {
+        const b = group[decoding.length];
+        if (!b) return;
         const sealed = range.subarray(b.entry.offset - start, b.entry.offset - start + b.entry.length);
-        const plain = decodeBlob(this.ctx.key, sealed, b.entry, packId);
-        await mapLimit(b.targets, FILE_CONCURRENCY, (t) => this.writeAt(t, plain));
+        const p = this.pool.decode(this.ctx.key, sealed, b.entry, packId);
+        p.catch(() => undefined);
+        decoding.push(p);
+      };
+      for (let k = 0; k < DECODES_IN_FLIGHT; k++) decodeNext();
+      try {
+        for (let k = 0; k < group.length; k++) {
+          const plain = await decoding[k]!;
+          decodeNext();
+          await mapLimit(group[k]!.targets, FILE_CONCURRENCY, (t) => this.writeAt(t, plain));
+        }
+      } finally {
+        await Promise.allSettled(decoding);
       }
       i = j;
     }
