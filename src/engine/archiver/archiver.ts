@@ -91,7 +91,15 @@ class Archiver {
     const parent = await this.loadParent();
     const saver = new BlobSaver(this.ctx, index);
     this.saver = saver;
-    const scan = this.scanner.run().catch(() => undefined);
+    const summary = parent?.summary;
+    const scan = summary
+      ? Promise.resolve(
+          this.scanner.useEstimate(
+            summary.filesNew + summary.filesChanged + summary.filesUnmodified,
+            summary.bytesScanned,
+          ),
+        )
+      : this.scanner.run().catch(() => undefined);
     this.phase = 'saving';
     try {
       const rootTreeId = await this.saveDir(this.root, '', parent?.rootTreeId ?? null);
