@@ -51,8 +51,15 @@ export class BlobPool {
   constructor(private readonly size: number) {}
 
   /** Compresses (when worthwhile) and seals a blob; same result as encodeBlob. */
-  async encode(key: Buffer, type: BlobType, plaintext: Buffer, id: string, tryCompress: boolean): Promise<EncodedBlob> {
-    if (this.size === 0 || plaintext.length < INLINE_BELOW) return encodeBlob(key, type, plaintext, id, tryCompress);
+  async encode(
+    key: Buffer,
+    type: BlobType,
+    plaintext: Buffer,
+    id: string,
+    tryCompress: boolean,
+  ): Promise<EncodedBlob> {
+    if (this.size === 0 || plaintext.length < INLINE_BELOW)
+      return encodeBlob(key, type, plaintext, id, tryCompress);
     // A copy the worker can own: the caller's buffer is often a slice of a larger read buffer.
     const data = copyOut(plaintext);
     const seq = ++this.seq;
@@ -139,7 +146,12 @@ function copyOut(b: Buffer): ArrayBuffer {
   return copy.buffer;
 }
 
-function rebuildError(info: { name: string; message: string; code: string | null; context: Record<string, unknown> }): Error {
+function rebuildError(info: {
+  name: string;
+  message: string;
+  code: string | null;
+  context: Record<string, unknown>;
+}): Error {
   if (info.name === 'CofferError' && info.code !== null && isErrorCode(info.code)) {
     return new CofferError(info.code, info.message, info.context);
   }

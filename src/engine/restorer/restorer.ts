@@ -13,7 +13,7 @@ import {
 import { join, resolve } from 'node:path';
 import { CofferError } from '../../errors/coffer-error.js';
 import { throwIfCancelled } from '../cancellation.js';
-import { mapLimit } from '../concurrency.js';
+import { mapLimit, Slots } from '../concurrency.js';
 import type { IndexEntry, MasterIndex } from '../index/master-index.js';
 import { sharedBlobPool } from '../parallel/blob-pool.js';
 import { packPath } from '../pack/pack-writer.js';
@@ -82,6 +82,8 @@ class Restorer {
   private readonly uid = process.geteuid?.() ?? -1;
   private readonly gid = process.getegid?.() ?? -1;
   private readonly pool = sharedBlobPool();
+  /** File writes in flight across all packs being restored. */
+  private readonly writeSlots = new Slots(FILE_CONCURRENCY);
 
   constructor(
     private readonly ctx: RepositoryContext,
@@ -373,15 +375,36 @@ class Restorer {
         decoding.push(p);
       };
       for (let k = 0; k < DECODES_IN_FLIGHT; k++) decodeNext();
+      // Writes are not awaited blob by blob: with many small files, each blob is a whole file
+      // (create, write, metadata, close), and doing them one after the other left the disk
+      // idle between them. The shared semaphore bounds writes (and their buffers) in flight.
+      const writing: Promise<void>[] = [];
+      let failed: unknown = null;
       try {
-        for (let k = 0; k < group.length; k++) {
+        for (let k = 0; k < group.length && failed === null; k++) {
           const plain = await decoding[k]!;
           decodeNext();
-          await mapLimit(group[k]!.targets, FILE_CONCURRENCY, (t) => this.writeAt(t, plain));
+          for (const t of group[k]!.targets) {
+            await this.writeSlots.acquire();
+            if (failed !== null) {
+              this.writeSlots.release();
+              break;
+            }
+            const w = this.writeAt(t, plain).then(
+              () => this.writeSlots.release(),
+              (err: unknown) => {
+                this.writeSlots.release();
+                failed ??= err;
+              },
+            );
+            writing.push(w);
+          }
         }
       } finally {
         await Promise.allSettled(decoding);
+        await Promise.all(writing);
       }
+      if (failed !== null) throw failed;
       i = j;
     }
   }
