@@ -63,42 +63,57 @@ interface DueRange {
 const dueMemo = new Map<string, DueRange>();
 const DUE_MEMO_MAX = 10_000;
 
-function remember(key: string, range: DueRange): number | null {
+/**
+ * The memoised answer of `question` at instant `t`: `evaluate` runs the cron expression, and
+ * `rangeOf` says for which instants around `t` its answer holds.
+ */
+function memoisedDue(
+  question: 'next' | 'latest',
+  schedule: string,
+  timeZone: string,
+  t: number,
+  evaluate: (c: Cron) => number | null,
+  rangeOf: (value: number | null) => Omit<DueRange, 'value'>,
+): number | null {
+  const key = `${question}\0${schedule}\0${timeZone}`;
+  const known = dueMemo.get(key);
+  if (known && t >= known.from && t <= known.to) return known.value;
+  const c = cron(schedule, timeZone);
+  let value: number | null;
+  try {
+    value = evaluate(c);
+  } finally {
+    c.stop();
+  }
   if (dueMemo.size >= DUE_MEMO_MAX && !dueMemo.has(key)) dueMemo.clear();
-  dueMemo.set(key, range);
-  return range.value;
+  dueMemo.set(key, { ...rangeOf(value), value });
+  return value;
 }
 
 /** The first due time strictly after `after` (epoch ms), or null if the schedule has ended. */
 export function nextDue(schedule: string, timeZone: string, after: number): number | null {
-  const key = `next\0${schedule}\0${timeZone}`;
-  const known = dueMemo.get(key);
-  if (known && after >= known.from && after <= known.to) return known.value;
-  const c = cron(schedule, timeZone);
-  let value: number | null;
-  try {
-    value = c.nextRun(new Date(after))?.getTime() ?? null;
-  } finally {
-    c.stop();
-  }
-  // No due time lies in (after, value), so every instant up to just before `value` has the same answer.
-  return remember(key, { from: after, to: value === null ? Number.MAX_SAFE_INTEGER : value - 1, value });
+  return memoisedDue(
+    'next',
+    schedule,
+    timeZone,
+    after,
+    (c) => c.nextRun(new Date(after))?.getTime() ?? null,
+    // No due time lies in (after, value): every instant up to just before `value` has the same answer.
+    (value) => ({ from: after, to: value === null ? Number.MAX_SAFE_INTEGER : value - 1 }),
+  );
 }
 
 /** The latest due time at or before `at`, or null. */
 export function latestDue(schedule: string, timeZone: string, at: number): number | null {
-  const key = `latest\0${schedule}\0${timeZone}`;
-  const known = dueMemo.get(key);
-  if (known && at >= known.from && at <= known.to) return known.value;
-  const c = cron(schedule, timeZone);
-  let value: number | null;
-  try {
-    value = c.previousRuns(1, new Date(at + 1))[0]?.getTime() ?? null;
-  } finally {
-    c.stop();
-  }
-  // No due time lies in (value, at], so every instant from `value` to `at` has the same answer.
-  return remember(key, { from: value ?? Number.MIN_SAFE_INTEGER, to: at, value });
+  return memoisedDue(
+    'latest',
+    schedule,
+    timeZone,
+    at,
+    (c) => c.previousRuns(1, new Date(at + 1))[0]?.getTime() ?? null,
+    // No due time lies in (value, at]: every instant from `value` to `at` has the same answer.
+    (value) => ({ from: value ?? Number.MIN_SAFE_INTEGER, to: at }),
+  );
 }
 
 /** The typical gap between runs near `at`, for insights about backups outlasting their schedule. */
