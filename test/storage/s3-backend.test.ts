@@ -38,7 +38,6 @@ describe('S3Backend against a loopback s3rver', () => {
   });
 
   after(async () => {
-    await backend.close();
     await s3.stop();
   });
 
@@ -68,18 +67,13 @@ describe('S3Backend against a loopback s3rver', () => {
 
   it('keeps repositories under different prefixes apart, and one at the bucket root sees all', async () => {
     const other = new S3Backend(`s3://${BUCKET}/repo/two/`, s3.settings());
-    try {
-      assert.equal(other.location, `s3://${BUCKET}/repo/two`);
-      await other.save('config', Buffer.from('two'));
-      assert.deepEqual(await other.list(''), ['config']);
-      assert.ok(!(await backend.list('')).includes('config'));
-      const root = new S3Backend(`s3://${BUCKET}`, s3.settings());
-      assert.ok((await root.list('repo')).includes('two/config'));
-      assert.equal((await root.load('repo/two/config')).toString(), 'two');
-      await root.close();
-    } finally {
-      await other.close();
-    }
+    assert.equal(other.location, `s3://${BUCKET}/repo/two`);
+    await other.save('config', Buffer.from('two'));
+    assert.deepEqual(await other.list(''), ['config']);
+    assert.ok(!(await backend.list('')).includes('config'));
+    const root = new S3Backend(`s3://${BUCKET}`, s3.settings());
+    assert.ok((await root.list('repo')).includes('two/config'));
+    assert.equal((await root.load('repo/two/config')).toString(), 'two');
   });
 
   it('reports missing objects and short ranges as corruption, bad paths as invalid', async () => {
@@ -135,22 +129,18 @@ describe('S3Backend against a loopback s3rver', () => {
 
   it('pages through listings longer than one ListObjectsV2 page', async () => {
     const many = new S3Backend(`s3://${BUCKET}/many`, s3.settings());
-    try {
-      const names = Array.from({ length: 1010 }, (_, i) => `index/${String(i).padStart(5, '0')}`);
-      for (let i = 0; i < names.length; i += 50) {
-        await Promise.all(names.slice(i, i + 50).map((n) => many.save(n, Buffer.from(n))));
-      }
-      const mark = s3.requests().length;
-      assert.deepEqual(
-        await many.list('index'),
-        names.map((n) => n.slice('index/'.length)),
-      );
-      const lists = s3.requests().slice(mark);
-      assert.equal(lists.length, 2, lists.join('\n'));
-      assert.ok(lists[1]!.includes('continuation-token='));
-    } finally {
-      await many.close();
+    const names = Array.from({ length: 1010 }, (_, i) => `index/${String(i).padStart(5, '0')}`);
+    for (let i = 0; i < names.length; i += 50) {
+      await Promise.all(names.slice(i, i + 50).map((n) => many.save(n, Buffer.from(n))));
     }
+    const mark = s3.requests().length;
+    assert.deepEqual(
+      await many.list('index'),
+      names.map((n) => n.slice('index/'.length)),
+    );
+    const lists = s3.requests().slice(mark);
+    assert.equal(lists.length, 2, lists.join('\n'));
+    assert.ok(lists[1]!.includes('continuation-token='));
   });
 
   it('maps refused credentials and a missing bucket to StorageUnavailable', async () => {
@@ -163,7 +153,6 @@ describe('S3Backend against a loopback s3rver', () => {
       (e) => isCofferError(e, 'StorageUnavailable') && e.context.reason === 'access-denied',
     );
     await assert.rejects(wrongKey.save('x', Buffer.from('x')), (e) => isCofferError(e, 'StorageUnavailable'));
-    await wrongKey.close();
 
     const noBucket = new S3Backend('s3://no-such-bucket/p', s3.settings());
     await assert.rejects(
@@ -176,7 +165,6 @@ describe('S3Backend against a loopback s3rver', () => {
     );
     // HEAD answers carry no error body, so a missing bucket looks like a missing object there.
     assert.equal(await noBucket.stat('config'), null);
-    await noBucket.close();
   });
 
   it('maps an unreachable endpoint to StorageUnavailable after retrying', async () => {
@@ -193,7 +181,6 @@ describe('S3Backend against a loopback s3rver', () => {
       assert.equal(e.context.reason, 'unreachable');
       return true;
     });
-    await gone.close();
   });
 
   it('maps quota and out-of-space answers to StorageFull', async () => {
@@ -215,7 +202,6 @@ describe('S3Backend against a loopback s3rver', () => {
           isCofferError(e, 'StorageFull'),
         );
       } finally {
-        await full.close();
         await new Promise((resolve) => server.close(resolve));
       }
     }

@@ -43,19 +43,11 @@ export async function createTestStorage(kind: BackendKind): Promise<TestStorage>
     };
   }
   const server = await startS3Server([BUCKET]);
-  const opened: S3Backend[] = [];
   return {
     kind,
     location: (label) => `s3://${BUCKET}/${label}-${++n}`,
-    open: (location) => {
-      const backend = new S3Backend(location, server.settings());
-      opened.push(backend);
-      return backend;
-    },
+    open: (location) => new S3Backend(location, server.settings()),
     env: server.env,
-    cleanup: async () => {
-      await Promise.all(opened.map((b) => b.close()));
-      await server.stop();
-    },
+    cleanup: () => server.stop(),
   };
 }

@@ -14,6 +14,42 @@ interface Connection {
 }
 
 /**
+ * One client per distinct settings for the whole process: every job that opens the vault again
+ * reuses its keep-alive connections (idle sockets do not keep the process alive) and the
+ * credential provider's cache, instead of leaving a client behind per open.
+ */
+const connections = new Map<string, Promise<Connection>>();
+
+function connectionFor(s: S3Settings): Promise<Connection> {
+  const key = JSON.stringify(s);
+  let connection = connections.get(key);
+  if (connection === undefined) {
+    connection = (async () => {
+      // The SDK warns once per process that its 2027 releases will need Node 22; the lock file
+      // pins this release, and the warning would otherwise end up in every command's output.
+      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+      const [sdk, storage] = await Promise.all([
+        import('@aws-sdk/client-s3'),
+        import('@aws-sdk/lib-storage'),
+      ]);
+      const client = new sdk.S3Client({
+        region: s.region,
+        forcePathStyle: s.forcePathStyle,
+        maxAttempts: s.maxAttempts,
+        retryMode: 'standard',
+        requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+        ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }),
+        ...(s.credentials === undefined ? {} : { credentials: s.credentials }),
+      });
+      return { sdk, Upload: storage.Upload, client };
+    })();
+    connections.set(key, connection);
+    connection.catch(() => connections.delete(key));
+  }
+  return connection;
+}
+
+/**
  * A repository under a prefix of an S3 bucket (AWS or any S3-compatible server), through the
  * official AWS SDK v3. Every repository object is written once under a unique name, so S3's
  * per-object atomic PUT (and atomic multipart completion) gives the Backend's whole-object
@@ -27,7 +63,6 @@ export class S3Backend implements Backend {
   /** Key prefix of the repository root, without trailing '/'; '' for the bucket root. */
   readonly prefix: string;
   private readonly settings: S3Settings;
-  private connection: Promise<Connection> | undefined;
 
   constructor(location: string, settings: S3Settings = s3SettingsFromEnv()) {
     const { bucket, prefix } = parseS3Location(location);
@@ -38,34 +73,7 @@ export class S3Backend implements Backend {
   }
 
   private connect(): Promise<Connection> {
-    this.connection ??= (async () => {
-      // The SDK warns once per process that its 2027 releases will need Node 22; the lock file
-      // pins this release, and the warning would otherwise end up in every command's output.
-      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-      const [sdk, storage] = await Promise.all([
-        import('@aws-sdk/client-s3'),
-        import('@aws-sdk/lib-storage'),
-      ]);
-      const s = this.settings;
-      const client = new sdk.S3Client({
-        region: s.region,
-        forcePathStyle: s.forcePathStyle,
-        maxAttempts: s.maxAttempts,
-        retryMode: 'standard',
-        requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
-        ...(s.endpoint === undefined ? {} : { endpoint: s.endpoint }),
-        ...(s.credentials === undefined ? {} : { credentials: s.credentials }),
-      });
-      return { sdk, Upload: storage.Upload, client };
-    })();
-    return this.connection;
-  }
-
-  /** Releases the client's sockets; the backend reconnects if used again. */
-  async close(): Promise<void> {
-    const connection = this.connection;
-    this.connection = undefined;
-    if (connection) (await connection).client.destroy();
+    return connectionFor(this.settings);
   }
 
   /** Validates a repository path like the local backend does and turns it into parts. */
