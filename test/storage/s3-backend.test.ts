@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { isCofferError } from '../../src/errors/coffer-error.js';
@@ -125,6 +125,45 @@ describe('S3Backend against a loopback s3rver', () => {
         .map((r) => r.split('?')[0]),
       [`PUT /${BUCKET}/repo/one/data/cd/small-pack`],
     );
+  });
+
+  it('aborts a multipart upload whose part is refused: nothing becomes visible', async () => {
+    // A loopback proxy in front of s3rver that refuses the second part of every upload.
+    const target = new URL(s3.endpoint);
+    const proxy = createServer((req, res) => {
+      if (req.method === 'PUT' && /[?&]partNumber=2(&|$)/.test(req.url ?? '')) {
+        req.resume();
+        res.writeHead(403, { 'content-type': 'application/xml' });
+        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code></Error>');
+        return;
+      }
+      const upstream = request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const flaky = new S3Backend(`s3://${BUCKET}/repo/one`, s3.settings({ endpoint, partConcurrency: 1 }));
+    try {
+      const mark = s3.requests().length;
+      await assert.rejects(flaky.save('data/ef/refused-pack', randomBytes(11 * MIB)), (e) =>
+        isCofferError(e, 'StorageUnavailable'),
+      );
+      assert.equal(await backend.stat('data/ef/refused-pack'), null);
+      assert.ok(!(await backend.list('data')).some((n) => n.includes('refused-pack')));
+      const sent = s3.requests().slice(mark);
+      assert.ok(
+        sent.some((r) => r.startsWith('DELETE ') && r.includes('/refused-pack?uploadId=')),
+        `the upload was aborted:\n${sent.join('\n')}`,
+      );
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('pages through listings longer than one ListObjectsV2 page', async () => {

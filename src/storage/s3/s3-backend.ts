@@ -95,19 +95,30 @@ export class S3Backend implements Backend {
 
   async save(path: string, data: Uint8Array): Promise<void> {
     const key = this.key(path);
-    const { client, Upload } = await this.connect();
+    const { sdk, client, Upload } = await this.connect();
     // Up to partSize bytes this is one PutObject; above it a multipart upload whose parts go up
-    // in parallel and which is aborted (its parts deleted) if any part fails.
+    // in parallel. The object appears only when the upload completes.
     const upload = new Upload({
       client,
       params: { Bucket: this.bucket, Key: key, Body: data, ContentType: 'application/octet-stream' },
       partSize: this.settings.partSize,
       queueSize: this.settings.partConcurrency,
-      leavePartsOnError: false,
+      // Aborted here rather than by the Upload, which would report a failed abort instead of
+      // the error that made the upload fail.
+      leavePartsOnError: true,
     });
     try {
       await upload.done();
     } catch (err) {
+      if (upload.uploadId !== undefined) {
+        // Best effort: frees the stored parts. If it fails too, the incomplete upload stays
+        // invisible and a bucket lifecycle rule removes it (docs/storage-s3.md).
+        await client
+          .send(
+            new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: upload.uploadId }),
+          )
+          .catch(() => undefined);
+      }
       throw mapS3Error(err, this.location, path);
     }
   }
