@@ -467,7 +467,7 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     description:
       'The object storage holding the vault could not be reached after retries, refused the credentials or permissions coffer used, or has no bucket by that name, so nothing was read or written there.',
     recommendedSteps: [
-      'Read the reason in the message ({reason|see the message}) and the location it names ({location|the vault location}).',
+      'The message names the storage location ({location|the vault location}) and what went wrong: {reason|unreachable, access-denied or no-such-bucket}. Follow the matching step below.',
       'For an unreachable endpoint: check AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL on the host that ran the job (the `coffer worker` service for detached jobs) and that the server answers from there.',
       'For refused access: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the AWS profile), and that the key may list, read, write and delete objects under the prefix. A server without wildcard DNS needs path-style addressing: COFFER_S3_FORCE_PATH_STYLE=true.',
       'For a missing bucket: create it on the storage side (coffer never creates buckets), or correct the location. Then run the job again, for example `coffer job retry {jobId|JOB_ID}`, and `coffer check {vault|VAULT}` once it works.',
