@@ -22,8 +22,12 @@ export interface S3TestServer {
   env: Record<string, string>;
   /** The same facts as S3Backend settings, with few retries so failures surface fast. */
   settings(overrides?: Partial<S3Settings>): S3Settings;
-  /** Every request received so far, as "METHOD /bucket/key?query". */
-  requests(): string[];
+  /**
+   * Every request the server has received, as "METHOD /bucket/key?query", up to and including
+   * those of every call that has returned (the log reaches this process through a pipe, so it
+   * first sends a marker request and waits until the marker's line arrives).
+   */
+  requests(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -47,6 +51,7 @@ export async function startS3Server(buckets: string[]): Promise<S3TestServer> {
   child.removeAllListeners('exit');
   const endpoint = `http://127.0.0.1:${port}`;
   let stopped: Promise<void> | undefined;
+  let markers = 0;
   return {
     endpoint,
     env: {
@@ -66,7 +71,22 @@ export async function startS3Server(buckets: string[]): Promise<S3TestServer> {
       partConcurrency: 4,
       ...overrides,
     }),
-    requests: () => [...log],
+    requests: async () => {
+      const marker = `/coffer-test-log-marker-${++markers}`;
+      await fetch(`${endpoint}${marker}`).then((r) => r.arrayBuffer());
+      await new Promise<void>((resolve) => {
+        const seen = (): boolean => log.some((l) => l.endsWith(` ${marker}`));
+        if (seen()) return resolve();
+        const onLine = (): void => {
+          if (seen()) {
+            lines.off('line', onLine);
+            resolve();
+          }
+        };
+        lines.on('line', onLine);
+      });
+      return log.filter((l) => !l.includes('/coffer-test-log-marker-'));
+    },
     stop: () =>
       (stopped ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) {

@@ -50,7 +50,9 @@ for (const dialect of await dialects()) {
       const s3Sec = (performance.now() - t0) / 1000;
       assert.equal(backup.state, 'completed');
       assert.ok(
-        s3.requests().some((r) => r.startsWith('PUT ') && r.includes('/data/') && r.includes('partNumber=')),
+        (await s3.requests()).some(
+          (r) => r.startsWith('PUT ') && r.includes('/data/') && r.includes('partNumber='),
+        ),
         'packs were uploaded in parts',
       );
 
