@@ -68,6 +68,8 @@ const doc = {
   storageAlone: { title: 'Restoring from storage alone', href: `${RESTORE}#restoring-from-storage-alone` },
   verifyRestore: { title: 'Verify with check', href: `${RESTORE}#verify-with-check` },
   errorIndex: { title: 'Exit codes and HTTP statuses', href: 'docs/errors.md#exit-codes-and-http-statuses' },
+  s3Settings: { title: 'S3 environment variables', href: 'docs/storage-s3.md#environment-variables' },
+  s3Errors: { title: 'S3 errors and what they mean', href: 'docs/storage-s3.md#errors' },
 } as const;
 
 const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
@@ -459,6 +461,21 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     httpStatus: 500,
     exitCode: 1,
     retryable: false,
+  },
+  StorageUnavailable: {
+    title: 'The vault storage cannot be reached or refused access',
+    description:
+      'The object storage holding the vault could not be reached after retries, refused the credentials or permissions coffer used, or has no bucket by that name, so nothing was read or written there.',
+    recommendedSteps: [
+      'The message names the storage location ({location|the vault location}) and what went wrong: {reason|unreachable, access-denied or no-such-bucket}. Follow the matching step below.',
+      'For an unreachable endpoint: check AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL on the host that ran the job (the `coffer worker` service for detached jobs) and that the server answers from there.',
+      'For refused access: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the AWS profile), and that the key may list, read, write and delete objects under the prefix. A server without wildcard DNS needs path-style addressing: COFFER_S3_FORCE_PATH_STYLE=true.',
+      'For a missing bucket: create it on the storage side (coffer never creates buckets), or correct the location. Then run the job again, for example `coffer job retry {jobId|JOB_ID}`, and `coffer check {vault|VAULT}` once it works.',
+    ],
+    docs: [doc.s3Settings, doc.s3Errors],
+    httpStatus: 503,
+    exitCode: 1,
+    retryable: true,
   },
 };
 

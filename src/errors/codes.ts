@@ -29,6 +29,7 @@ export const ERROR_CODES = [
   'Unauthenticated',
   'Forbidden',
   'InternalError',
+  'StorageUnavailable',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,8 +1,8 @@
 /**
  * The one storage interface a vault repository is written through. Providers (local
- * directory now, S3-compatible later) implement only these primitives; cross-cutting
+ * directory, S3-compatible bucket) implement only these primitives; cross-cutting
  * behaviour such as retries is added as a wrapper around a Backend, never as flags inside
- * a provider. Paths are '/'-separated, relative to the repository root, and never contain
+ * a provider (the S3 provider's SDK client retries its own requests, which is transport). Paths are '/'-separated, relative to the repository root, and never contain
  * '..' segments.
  */
 export interface Backend {

@@ -138,7 +138,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -204,7 +205,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -270,7 +272,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -336,7 +339,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -402,7 +406,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -557,7 +562,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -623,7 +629,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -689,7 +696,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -755,7 +763,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -821,7 +830,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -970,7 +980,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1036,7 +1047,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1102,7 +1114,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1168,7 +1181,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1234,7 +1248,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1383,7 +1398,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1449,7 +1465,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1515,7 +1532,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1581,7 +1599,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1647,7 +1666,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1803,7 +1823,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1869,7 +1890,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -1935,7 +1957,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2001,7 +2024,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2067,7 +2091,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2170,7 +2195,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2236,7 +2262,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2302,7 +2329,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2368,7 +2396,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2434,7 +2463,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2500,7 +2530,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2594,7 +2625,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2660,7 +2692,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2726,7 +2759,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2792,7 +2826,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2858,7 +2893,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -2924,7 +2960,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3016,7 +3053,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3082,7 +3120,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3148,7 +3187,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3214,7 +3254,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3280,7 +3321,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3346,7 +3388,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3502,7 +3545,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3568,7 +3612,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3634,7 +3679,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3700,7 +3746,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3766,7 +3813,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3832,7 +3880,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -3989,7 +4038,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4055,7 +4105,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4121,7 +4172,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4187,7 +4239,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4253,7 +4306,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4319,7 +4373,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4482,7 +4537,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4548,7 +4604,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4614,7 +4671,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4680,7 +4738,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4746,7 +4805,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4812,7 +4872,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -4985,7 +5046,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5051,7 +5113,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5117,7 +5180,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5183,7 +5247,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5249,7 +5314,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5315,7 +5381,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5484,7 +5551,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5550,7 +5618,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5616,7 +5685,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5682,7 +5752,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5748,7 +5819,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5814,7 +5886,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -5992,7 +6065,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6058,7 +6132,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6124,7 +6199,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6190,7 +6266,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6256,7 +6333,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6322,7 +6400,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6433,7 +6512,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6499,7 +6579,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6565,7 +6646,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6631,7 +6713,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6697,7 +6780,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6763,7 +6847,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6922,7 +7007,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -6988,7 +7074,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7054,7 +7141,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7120,7 +7208,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7186,7 +7275,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7252,7 +7342,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7411,7 +7502,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7477,7 +7569,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7543,7 +7636,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7609,7 +7703,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7675,7 +7770,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7741,7 +7837,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7832,7 +7929,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7898,7 +7996,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -7964,7 +8063,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8030,7 +8130,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8096,7 +8197,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8192,7 +8294,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8258,7 +8361,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8324,7 +8428,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8390,7 +8495,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8456,7 +8562,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8544,7 +8651,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8610,7 +8718,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8676,7 +8785,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8742,7 +8852,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8808,7 +8919,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8904,7 +9016,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -8970,7 +9083,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9036,7 +9150,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9102,7 +9217,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9168,7 +9284,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9263,7 +9380,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9329,7 +9447,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9395,7 +9514,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9461,7 +9581,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9527,7 +9648,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9619,7 +9741,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9685,7 +9808,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9751,7 +9875,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9817,7 +9942,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9883,7 +10009,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -9978,7 +10105,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10044,7 +10172,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10110,7 +10239,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10176,7 +10306,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10242,7 +10373,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10371,7 +10503,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10437,7 +10570,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10503,7 +10637,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10569,7 +10704,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10635,7 +10771,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10754,7 +10891,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10820,7 +10958,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10886,7 +11025,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -10952,7 +11092,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11018,7 +11159,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11120,7 +11262,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11186,7 +11329,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11252,7 +11396,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11318,7 +11463,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11384,7 +11530,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11464,7 +11611,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11530,7 +11678,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11596,7 +11745,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11662,7 +11812,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11728,7 +11879,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11852,7 +12004,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11918,7 +12071,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -11984,7 +12138,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -12050,7 +12205,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -12116,7 +12272,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -12294,7 +12451,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -12360,7 +12518,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -12426,7 +12585,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -12492,7 +12652,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -12558,7 +12719,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;
@@ -12644,7 +12806,8 @@ export type paths = {
                 | 'PruneInProgress'
                 | 'Unauthenticated'
                 | 'Forbidden'
-                | 'InternalError';
+                | 'InternalError'
+                | 'StorageUnavailable';
               recommendedSteps: string[];
               docs: {
                 title: string;

@@ -1,101 +1,108 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Repository } from '../../src/engine/index.js';
 import { packPath } from '../../src/engine/pack/pack-writer.js';
 import type { RepositoryContext } from '../../src/engine/repository/repository-context.js';
 import { isCofferError } from '../../src/errors/coffer-error.js';
+import type { Backend } from '../../src/storage/backend.js';
+import { backends, createTestStorage, type TestStorage } from '../support/backends.js';
 import { newRepository, removeDir, tempDir } from './source-tree-fixture.js';
 
-describe('cancellation, rate limit and check', () => {
-  let work: string;
-  let source: string;
-  let repoDir: string;
-  let repo: Repository;
+for (const kind of backends()) {
+  describe(`cancellation, rate limit and check (${kind} storage)`, () => {
+    let work: string;
+    let storage: TestStorage;
+    let source: string;
+    let backend: Backend;
+    let repo: Repository;
 
-  before(async () => {
-    work = await tempDir('cancel');
-    source = join(work, 'source');
-    repoDir = join(work, 'repo');
-    await mkdir(source);
-    for (let i = 0; i < 4; i++) await writeFile(join(source, `random-${i}.bin`), randomBytes(1024 * 1024));
-    repo = await newRepository(repoDir);
+    before(async () => {
+      work = await tempDir('cancel');
+      storage = await createTestStorage(kind);
+      source = join(work, 'source');
+      await mkdir(source);
+      for (let i = 0; i < 4; i++) await writeFile(join(source, `random-${i}.bin`), randomBytes(1024 * 1024));
+      backend = storage.open(storage.location('repo'));
+      repo = await newRepository(backend);
+    });
+
+    after(async () => {
+      await storage.cleanup();
+      await removeDir(work);
+    });
+
+    it('limits the read rate', async () => {
+      const small = join(work, 'small');
+      await mkdir(small);
+      await writeFile(join(small, 'a.bin'), randomBytes(600 * 1024));
+      const started = performance.now();
+      const r = await repo.backup({ sourcePath: small, limitReadBytesPerSec: 1024 * 1024 });
+      const sec = (performance.now() - started) / 1000;
+      assert.equal(r.stats.bytesRead, 600 * 1024);
+      assert.ok(sec > 0.45, `took ${sec}s at 1 MiB/s for 600 KiB`);
+      await repo.discardSnapshot(r.snapshotId);
+    });
+
+    it('stops promptly on abort, writes no snapshot, and leaves a vault that checks clean', async () => {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), 400);
+      const started = performance.now();
+      let abortedAt = 0;
+      controller.signal.addEventListener('abort', () => (abortedAt = performance.now()));
+      await assert.rejects(
+        repo.backup({ sourcePath: source, signal: controller.signal, limitReadBytesPerSec: 2 * 1024 * 1024 }),
+        (e) => isCofferError(e, 'JobCancelled'),
+      );
+      clearTimeout(timer);
+      const stopLatency = performance.now() - abortedAt;
+      assert.ok(abortedAt > started && stopLatency < 500, `stopped ${stopLatency} ms after abort`);
+      assert.deepEqual(await repo.listSnapshots({ includePending: true }), []);
+      const report = await repo.check({ readData: true });
+      assert.equal(report.ok, true, JSON.stringify(report.issues));
+      assert.ok(report.issues.every((i) => i.severity === 'info'));
+
+      // An already-aborted signal is refused before any work.
+      await assert.rejects(repo.backup({ sourcePath: source, signal: AbortSignal.abort() }), (e) =>
+        isCofferError(e, 'JobCancelled'),
+      );
+    });
+
+    it('check --read-data names the blob behind a flipped byte', async () => {
+      const r = await repo.backup({ sourcePath: source });
+      await repo.commitSnapshot(r.snapshotId);
+      const clean = await repo.check({ readData: true });
+      assert.equal(clean.ok, true, JSON.stringify(clean.issues));
+      assert.equal(clean.counts.snapshots, 1);
+      assert.ok(clean.counts.bytesRead > 4 * 1024 * 1024);
+
+      const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+      const index = await ctx.loadIndex();
+      // Pick a data blob of the snapshot: the first chunk of random-2.bin.
+      const root = await ctx.loadTree(index, (await repo.loadSnapshot(r.snapshotId)).rootTreeId);
+      const victimBlob = root.find((n) => n.name === 'random-2.bin')!.content![0]!;
+      const entry = index.get(victimBlob)!;
+      // Damage the stored pack itself, below the engine, as a bad disk or bucket would.
+      const pack = await backend.load(packPath(entry.packId));
+      pack[entry.offset + 100] = pack[entry.offset + 100]! ^ 0x01;
+      await backend.save(packPath(entry.packId), pack);
+
+      const structural = await repo.check({ readData: false });
+      assert.equal(structural.ok, true);
+      const full = await repo.check({ readData: true });
+      assert.equal(full.ok, false);
+      const damaged = full.issues.filter((i) => i.kind === 'blob-damaged');
+      assert.deepEqual(
+        damaged.map((i) => i.ids.blob),
+        [victimBlob],
+      );
+      assert.ok(full.issues.some((i) => i.kind === 'pack-hash-mismatch' && i.ids.pack === entry.packId));
+      await assert.rejects(
+        repo.restore({ snapshotId: r.snapshotId, target: join(work, 'restore-damaged') }),
+        (e) => isCofferError(e, 'RepositoryCorrupt') && e.message.includes(victimBlob),
+      );
+    });
   });
-
-  after(() => removeDir(work));
-
-  it('limits the read rate', async () => {
-    const small = join(work, 'small');
-    await mkdir(small);
-    await writeFile(join(small, 'a.bin'), randomBytes(600 * 1024));
-    const started = performance.now();
-    const r = await repo.backup({ sourcePath: small, limitReadBytesPerSec: 1024 * 1024 });
-    const sec = (performance.now() - started) / 1000;
-    assert.equal(r.stats.bytesRead, 600 * 1024);
-    assert.ok(sec > 0.45, `took ${sec}s at 1 MiB/s for 600 KiB`);
-    await repo.discardSnapshot(r.snapshotId);
-  });
-
-  it('stops promptly on abort, writes no snapshot, and leaves a vault that checks clean', async () => {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), 400);
-    const started = performance.now();
-    let abortedAt = 0;
-    controller.signal.addEventListener('abort', () => (abortedAt = performance.now()));
-    await assert.rejects(
-      repo.backup({ sourcePath: source, signal: controller.signal, limitReadBytesPerSec: 2 * 1024 * 1024 }),
-      (e) => isCofferError(e, 'JobCancelled'),
-    );
-    clearTimeout(timer);
-    const stopLatency = performance.now() - abortedAt;
-    assert.ok(abortedAt > started && stopLatency < 500, `stopped ${stopLatency} ms after abort`);
-    assert.deepEqual(await repo.listSnapshots({ includePending: true }), []);
-    const report = await repo.check({ readData: true });
-    assert.equal(report.ok, true, JSON.stringify(report.issues));
-    assert.ok(report.issues.every((i) => i.severity === 'info'));
-
-    // An already-aborted signal is refused before any work.
-    await assert.rejects(repo.backup({ sourcePath: source, signal: AbortSignal.abort() }), (e) =>
-      isCofferError(e, 'JobCancelled'),
-    );
-  });
-
-  it('check --read-data names the blob behind a flipped byte', async () => {
-    const r = await repo.backup({ sourcePath: source });
-    await repo.commitSnapshot(r.snapshotId);
-    const clean = await repo.check({ readData: true });
-    assert.equal(clean.ok, true, JSON.stringify(clean.issues));
-    assert.equal(clean.counts.snapshots, 1);
-    assert.ok(clean.counts.bytesRead > 4 * 1024 * 1024);
-
-    const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
-    const index = await ctx.loadIndex();
-    // Pick a data blob of the snapshot: the first chunk of random-2.bin.
-    const root = await ctx.loadTree(index, (await repo.loadSnapshot(r.snapshotId)).rootTreeId);
-    const victimBlob = root.find((n) => n.name === 'random-2.bin')!.content![0]!;
-    const entry = index.get(victimBlob)!;
-    const fh = await open(join(repoDir, packPath(entry.packId)), 'r+');
-    const one = Buffer.alloc(1);
-    await fh.read(one, 0, 1, entry.offset + 100);
-    one[0] = one[0]! ^ 0x01;
-    await fh.write(one, 0, 1, entry.offset + 100);
-    await fh.close();
-
-    const structural = await repo.check({ readData: false });
-    assert.equal(structural.ok, true);
-    const full = await repo.check({ readData: true });
-    assert.equal(full.ok, false);
-    const damaged = full.issues.filter((i) => i.kind === 'blob-damaged');
-    assert.deepEqual(
-      damaged.map((i) => i.ids.blob),
-      [victimBlob],
-    );
-    assert.ok(full.issues.some((i) => i.kind === 'pack-hash-mismatch' && i.ids.pack === entry.packId));
-    await assert.rejects(
-      repo.restore({ snapshotId: r.snapshotId, target: join(work, 'restore-damaged') }),
-      (e) => isCofferError(e, 'RepositoryCorrupt') && e.message.includes(victimBlob),
-    );
-  });
-});
+}

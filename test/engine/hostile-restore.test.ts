@@ -11,6 +11,7 @@ import type { RepositoryContext } from '../../src/engine/repository/repository-c
 import { newSnapshotId, saveSnapshot } from '../../src/engine/snapshot/snapshot.js';
 import { encodeTree, type TreeNode } from '../../src/engine/tree/tree.js';
 import { isCofferError } from '../../src/errors/coffer-error.js';
+import { backends, createTestStorage, type TestStorage } from '../support/backends.js';
 import { newRepository, removeDir, tempDir } from './source-tree-fixture.js';
 
 const EVIL = Buffer.from('evil payload\n');
@@ -91,93 +92,103 @@ function base(name: string): Omit<TreeNode, 'type'> {
   };
 }
 
-describe('restore of hostile snapshots', () => {
-  let work: string;
-  let repo: Repository;
-  let ctx: RepositoryContext;
-  let outside: string;
+for (const kind of backends()) {
+  describe(`restore of hostile snapshots (${kind} storage)`, () => {
+    let work: string;
+    let storage: TestStorage;
+    let repo: Repository;
+    let ctx: RepositoryContext;
+    let outside: string;
 
-  before(async () => {
-    work = await tempDir('hostile');
-    outside = join(work, 'outside');
-    await mkdir(outside);
-    repo = await newRepository(join(work, 'repo'));
-    ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
-  });
+    before(async () => {
+      work = await tempDir('hostile');
+      storage = await createTestStorage(kind);
+      outside = join(work, 'outside');
+      await mkdir(outside);
+      repo = await newRepository(storage.open(storage.location('repo')));
+      ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+    });
 
-  after(() => removeDir(work));
+    after(async () => {
+      await storage.cleanup();
+      await removeDir(work);
+    });
 
-  async function forge(build: (f: SnapshotForger) => Promise<TreeNode[]>): Promise<string> {
-    const f = new SnapshotForger(ctx, await ctx.loadIndex());
-    return f.snapshot(await build(f));
-  }
+    async function forge(build: (f: SnapshotForger) => Promise<TreeNode[]>): Promise<string> {
+      const f = new SnapshotForger(ctx, await ctx.loadIndex());
+      return f.snapshot(await build(f));
+    }
 
-  async function assertNothingEscaped(target: string): Promise<void> {
-    assert.deepEqual(await readdir(outside), []);
-    assert.equal(existsSync(join(work, 'evil')), false);
-    assert.equal(existsSync('/evil'), false);
-    if (existsSync(target)) assert.deepEqual(await readdir(target), []);
-  }
+    async function assertNothingEscaped(target: string): Promise<void> {
+      assert.deepEqual(await readdir(outside), []);
+      assert.equal(existsSync(join(work, 'evil')), false);
+      assert.equal(existsSync('/evil'), false);
+      if (existsSync(target)) assert.deepEqual(await readdir(target), []);
+    }
 
-  const unsafeNames = ['../evil', '/evil', 'a/b', '..', '.', '', 'nul\0byte'];
-  for (const name of unsafeNames) {
-    it(`refuses the entry name ${JSON.stringify(name)} before writing anything`, async () => {
-      const id = await forge(async (f) => [f.file('harmless'), f.file(name)]);
-      const target = join(work, `t-${unsafeNames.indexOf(name)}`);
+    const unsafeNames = ['../evil', '/evil', 'a/b', '..', '.', '', 'nul\0byte'];
+    for (const name of unsafeNames) {
+      it(`refuses the entry name ${JSON.stringify(name)} before writing anything`, async () => {
+        const id = await forge(async (f) => [f.file('harmless'), f.file(name)]);
+        const target = join(work, `t-${unsafeNames.indexOf(name)}`);
+        await assert.rejects(repo.restore({ snapshotId: id, target }), (e) => {
+          assert.ok(isCofferError(e, 'RepositoryCorrupt'), String(e));
+          assert.match(e.message, /unsafe entry name/);
+          return true;
+        });
+        await assertNothingEscaped(target);
+      });
+    }
+
+    it('refuses a ".." directory whose subtree would land outside', async () => {
+      const id = await forge(async (f) => [await f.dir('..', [f.file('evil')])]);
+      const target = join(work, 't-dotdot-dir');
+      await assert.rejects(repo.restore({ snapshotId: id, target }), (e) =>
+        isCofferError(e, 'RepositoryCorrupt'),
+      );
+      await assertNothingEscaped(target);
+    });
+
+    it('refuses a symlink and a directory of the same name (link -> outside, then link/file)', async () => {
+      const id = await forge(async (f) => [
+        f.symlink('link', outside),
+        await f.dir('link', [f.file('file')]),
+      ]);
+      const target = join(work, 't-link-dir');
       await assert.rejects(repo.restore({ snapshotId: id, target }), (e) => {
-        assert.ok(isCofferError(e, 'RepositoryCorrupt'), String(e));
-        assert.match(e.message, /unsafe entry name/);
+        assert.ok(isCofferError(e, 'RepositoryCorrupt'));
+        assert.match(e.message, /twice/);
         return true;
       });
       await assertNothingEscaped(target);
+      const report = await repo.check({ readData: false });
+      assert.ok(report.issues.some((i) => i.kind === 'tree-unsafe-name'));
     });
-  }
 
-  it('refuses a ".." directory whose subtree would land outside', async () => {
-    const id = await forge(async (f) => [await f.dir('..', [f.file('evil')])]);
-    const target = join(work, 't-dotdot-dir');
-    await assert.rejects(repo.restore({ snapshotId: id, target }), (e) =>
-      isCofferError(e, 'RepositoryCorrupt'),
-    );
-    await assertNothingEscaped(target);
-  });
-
-  it('refuses a symlink and a directory of the same name (link -> outside, then link/file)', async () => {
-    const id = await forge(async (f) => [f.symlink('link', outside), await f.dir('link', [f.file('file')])]);
-    const target = join(work, 't-link-dir');
-    await assert.rejects(repo.restore({ snapshotId: id, target }), (e) => {
-      assert.ok(isCofferError(e, 'RepositoryCorrupt'));
-      assert.match(e.message, /twice/);
-      return true;
+    it('never descends through a symlink already present in the target', async () => {
+      const target = join(work, 't-preexisting');
+      await mkdir(target);
+      await symlink(outside, join(target, 'sub'));
+      const id = await forge(async (f) => [await f.dir('sub', [f.file('file')])]);
+      await assert.rejects(repo.restore({ snapshotId: id, target }), (e) =>
+        isCofferError(e, 'RestoreTargetInvalid'),
+      );
+      assert.deepEqual(await readdir(outside), []);
     });
-    await assertNothingEscaped(target);
-    const report = await repo.check({ readData: false });
-    assert.ok(report.issues.some((i) => i.kind === 'tree-unsafe-name'));
-  });
 
-  it('never descends through a symlink already present in the target', async () => {
-    const target = join(work, 't-preexisting');
-    await mkdir(target);
-    await symlink(outside, join(target, 'sub'));
-    const id = await forge(async (f) => [await f.dir('sub', [f.file('file')])]);
-    await assert.rejects(repo.restore({ snapshotId: id, target }), (e) =>
-      isCofferError(e, 'RestoreTargetInvalid'),
-    );
-    assert.deepEqual(await readdir(outside), []);
+    it('replaces an existing symlink with the file instead of writing through it', async () => {
+      const target = join(work, 't-replace');
+      await mkdir(target);
+      const victim = join(work, 'victim');
+      await writeFile(victim, 'original');
+      await symlink(victim, join(target, 'f'));
+      const id = await forge(async (f) => [f.file('f'), f.symlink('l', outside)]);
+      await repo.restore({ snapshotId: id, target });
+      assert.equal(await readFile(victim, 'utf8'), 'original');
+      assert.ok((await lstat(join(target, 'f'))).isFile());
+      assert.deepEqual(await readFile(join(target, 'f')), EVIL);
+      assert.equal(await readlink(join(target, 'l')), outside);
+      assert.deepEqual(await readdir(outside), []);
+    });
   });
-
-  it('replaces an existing symlink with the file instead of writing through it', async () => {
-    const target = join(work, 't-replace');
-    await mkdir(target);
-    const victim = join(work, 'victim');
-    await writeFile(victim, 'original');
-    await symlink(victim, join(target, 'f'));
-    const id = await forge(async (f) => [f.file('f'), f.symlink('l', outside)]);
-    await repo.restore({ snapshotId: id, target });
-    assert.equal(await readFile(victim, 'utf8'), 'original');
-    assert.ok((await lstat(join(target, 'f'))).isFile());
-    assert.deepEqual(await readFile(join(target, 'f')), EVIL);
-    assert.equal(await readlink(join(target, 'l')), outside);
-    assert.deepEqual(await readdir(outside), []);
-  });
-});
+}

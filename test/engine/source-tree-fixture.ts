@@ -17,6 +17,7 @@ import {
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Backend } from '../../src/storage/backend.js';
 import { LocalBackend } from '../../src/storage/local/local-backend.js';
 import { Repository } from '../../src/engine/index.js';
 
@@ -33,8 +34,12 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-export async function newRepository(dir: string, password = 'correct horse'): Promise<Repository> {
-  return Repository.init(new LocalBackend(dir), password, {
+/** A new test repository in a local directory, or on any backend (test/support/backends.ts). */
+export async function newRepository(
+  where: string | Backend,
+  password = 'correct horse',
+): Promise<Repository> {
+  return Repository.init(typeof where === 'string' ? new LocalBackend(where) : where, password, {
     scrypt: TEST_SCRYPT,
     chunker: TEST_CHUNKER,
     packSize: TEST_PACK_SIZE,

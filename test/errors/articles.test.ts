@@ -46,6 +46,8 @@ const CONTEXT_PATHS = new Set([
   'requiredRole',
   'policy',
   'workerId',
+  'location',
+  'reason',
   ...[
     'id',
     'operation',
