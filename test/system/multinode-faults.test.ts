@@ -210,7 +210,12 @@ describe(
     before(async () => {
       unavailable = await privateClusterUnavailable();
       if (unavailable) return;
-      cluster = await startPrivateCluster();
+      try {
+        cluster = await startPrivateCluster();
+      } catch (err) {
+        unavailable = `initdb/pg_ctl failed: ${(err as Error).message.trim().slice(0, 500)}`;
+        return;
+      }
       const admin = new pg.Client({ connectionString: cluster.url });
       await admin.connect();
       await admin.query('create database coffer_restart');

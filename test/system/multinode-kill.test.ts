@@ -205,16 +205,18 @@ describe(
         LEASE_SECONDS * 1000 + 10_000,
       );
       const reapMs = Date.now() - lastKillAt;
-      // Then the queue drains; the workers are still alive and hold live leases meanwhile.
+      // Then the queue drains. Every active job is held under a live lease; one whose lease
+      // runs out (a worker starved of CPU on a loaded machine) must be reaped promptly.
+      const staleSince = new Map<string, number>();
       await until(
         'the queue to drain',
         async () => {
           const stale = await activeWithoutLiveLease(f.app);
-          assert.deepEqual(
-            stale.map((j) => j.id),
-            [],
-            'no job is active without a live lease',
-          );
+          for (const j of stale) {
+            const since = staleSince.get(j.id) ?? Date.now();
+            staleSince.set(j.id, since);
+            assert.ok(Date.now() - since < 5000, `job ${j.id} stayed active without a live lease for 5 s`);
+          }
           const active = (await allJobs(f.app)).filter(isActiveJob);
           return active.length === 0 || `${active.length} active job(s)`;
         },
