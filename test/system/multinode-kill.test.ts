@@ -145,7 +145,7 @@ describe(
       try {
         for (let c = 0; c < CYCLES; c++) {
           // Pacing only (not a correctness wait): let the fleet work for a moment.
-          await new Promise((r) => setTimeout(r, randomInt(100, 500)));
+          await new Promise((r) => setTimeout(r, randomInt(250, 750)));
           // At least two workers up, so one is always left to reap and to run the queue.
           while (ready().length < Math.min(2, WORKERS))
             await Promise.race(slots.filter((s) => s instanceof Promise));
