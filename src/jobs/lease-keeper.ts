@@ -54,16 +54,18 @@ export class LeaseKeeper {
 
   /** Runs one heartbeat now; exposed so a caller can check the lease right before committing. */
   async beat(): Promise<void> {
-    if (this.beating || this.controller.signal.aborted) return;
-    this.beating = true;
+    if (this.controller.signal.aborted) return;
     const startedAt = this.opts.clock.now();
     // Past our own view of the lease (e.g. the process was paused), stop before asking: the
-    // fencing token may already have moved on.
+    // fencing token may already have moved on. Checked even while a heartbeat is still in
+    // flight: on a partitioned network a query can hang without ever failing, and the work
+    // must stop when the lease runs out, not when the network returns.
     if (startedAt > this.heldUntil) {
       this.abort('lease-lost');
-      this.beating = false;
       return;
     }
+    if (this.beating) return;
+    this.beating = true;
     try {
       const res = await this.opts.store.heartbeat(this.opts.lease, this.opts.progress(), this.opts.leaseMs);
       if (!res.held) this.abort('lease-lost');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Repository } from '../../src/engine/index.js';
@@ -99,10 +99,68 @@ for (const kind of backends()) {
         [victimBlob],
       );
       assert.ok(full.issues.some((i) => i.kind === 'pack-hash-mismatch' && i.ids.pack === entry.packId));
-      await assert.rejects(
-        repo.restore({ snapshotId: r.snapshotId, target: join(work, 'restore-damaged') }),
-        (e) => isCofferError(e, 'RepositoryCorrupt') && e.message.includes(victimBlob),
+      // The damaged blob is traced to the file that needs it.
+      const files = full.issues.filter((i) => i.kind === 'file-damaged');
+      assert.deepEqual(
+        files.map((i) => [i.ids.snapshot, i.ids.path, i.ids.blobs]),
+        [[r.snapshotId, '/random-2.bin', [victimBlob]]],
       );
+      assert.match(files[0]!.message, /random-2\.bin.*RepositoryCorrupt/);
+
+      // Restore: the other files arrive intact, the damaged one fails by name and is not left behind.
+      const target = join(work, 'restore-damaged');
+      await assert.rejects(
+        repo.restore({ snapshotId: r.snapshotId, target }),
+        (e) =>
+          isCofferError(e, 'RepositoryCorrupt') &&
+          e.message.includes(victimBlob) &&
+          e.message.includes('1 of 4 file(s)') &&
+          e.message.includes('random-2.bin') &&
+          JSON.stringify(e.context.damagedFiles) === JSON.stringify(['random-2.bin']),
+      );
+      assert.deepEqual((await readdir(target)).sort(), ['random-0.bin', 'random-1.bin', 'random-3.bin']);
+      for (const name of ['random-0.bin', 'random-1.bin', 'random-3.bin'])
+        assert.ok((await readFile(join(target, name))).equals(await readFile(join(source, name))), name);
+      // Only the unaffected file, when asked for by path: a clean restore.
+      const single = await repo.restore({
+        snapshotId: r.snapshotId,
+        target: join(work, 'one'),
+        subpath: 'random-3.bin',
+      });
+      assert.equal(single.files, 1);
+    });
+
+    it('a missing pack fails only the files that need it, and check names them', async () => {
+      const src = join(work, 'two-packs');
+      await mkdir(src);
+      await writeFile(join(src, 'a.bin'), randomBytes(300 * 1024));
+      const first = await repo.backup({ sourcePath: src });
+      await repo.commitSnapshot(first.snapshotId);
+      await writeFile(join(src, 'b.bin'), randomBytes(300 * 1024));
+      const second = await repo.backup({ sourcePath: src, parentSnapshotId: first.snapshotId });
+      await repo.commitSnapshot(second.snapshotId);
+      const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+      const index = await ctx.loadIndex();
+      const root = await ctx.loadTree(index, (await repo.loadSnapshot(second.snapshotId)).rootTreeId);
+      const packOfB = index.get(root.find((n) => n.name === 'b.bin')!.content![0]!)!.packId;
+      assert.notEqual(packOfB, index.get(root.find((n) => n.name === 'a.bin')!.content![0]!)!.packId);
+      await backend.remove(packPath(packOfB));
+
+      const report = await repo.check({ readData: false });
+      assert.ok(report.issues.some((i) => i.kind === 'pack-missing' && i.ids.pack === packOfB));
+      const files = report.issues.filter(
+        (i) => i.kind === 'file-damaged' && i.ids.snapshot === second.snapshotId,
+      );
+      assert.deepEqual(
+        files.map((i) => i.ids.path),
+        ['/b.bin'],
+      );
+      const target = join(work, 'restore-missing-pack');
+      await assert.rejects(
+        repo.restore({ snapshotId: second.snapshotId, target }),
+        (e) => isCofferError(e, 'RepositoryCorrupt') && e.message.includes('b.bin'),
+      );
+      assert.deepEqual(await readdir(target), ['a.bin']);
     });
   });
 }

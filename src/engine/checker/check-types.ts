@@ -12,6 +12,8 @@ export type CheckIssueKind =
   | 'pack-header-mismatch'
   | 'blob-damaged'
   | 'blob-missing'
+  /** A file of a snapshot whose data lies in a damaged or missing blob: restoring it fails. */
+  | 'file-damaged'
   | 'tree-unreadable'
   | 'tree-unsafe-name'
   | 'snapshot-unreadable';
@@ -29,6 +31,8 @@ export interface CheckIssue {
     index?: string;
     key?: string;
     path?: string;
+    /** Every damaged blob a file-damaged issue's file needs. */
+    blobs?: string[];
   };
 }
 

@@ -252,7 +252,63 @@ export async function runCheck(ctx: RepositoryContext, opts: CheckOptions): Prom
     });
   }
 
+  // Name the files behind damaged data: what an operator loses, per snapshot.
+  const unreadable = new Set<string>();
+  for (const i of issues) {
+    if (i.kind === 'blob-damaged' && i.ids.blob) unreadable.add(i.ids.blob);
+    if (i.kind === 'pack-missing' && i.ids.pack) {
+      for (const b of indexedPacks.get(i.ids.pack)?.blobs ?? []) unreadable.add(b.id);
+    }
+  }
+  if (unreadable.size > 0) issues.push(...(await filesUsing(ctx, index, snapshots, unreadable)));
+
   return { ok: !issues.some((i) => i.severity === 'error'), issues, counts };
+}
+
+/** One file-damaged issue per file of each snapshot that needs one of `blobs`. */
+async function filesUsing(
+  ctx: RepositoryContext,
+  index: MasterIndex,
+  snapshots: Snapshot[],
+  blobs: Set<string>,
+): Promise<CheckIssue[]> {
+  // Per tree, the files below it that need a damaged blob: trees are shared between snapshots.
+  const memo = new Map<string, { path: string; blobs: string[] }[]>();
+  const hits = async (treeId: string): Promise<{ path: string; blobs: string[] }[]> => {
+    const known = memo.get(treeId);
+    if (known) return known;
+    const out: { path: string; blobs: string[] }[] = [];
+    memo.set(treeId, out);
+    let nodes;
+    try {
+      nodes = await ctx.loadTree(index, treeId);
+    } catch {
+      return out; // reported as tree-unreadable above
+    }
+    for (const n of nodes) {
+      const bad = [...new Set((n.content ?? []).filter((id) => blobs.has(id)))];
+      if (bad.length) out.push({ path: n.name, blobs: bad });
+      if (n.type === 'dir' && n.subtree) {
+        for (const h of await hits(n.subtree)) out.push({ path: `${n.name}/${h.path}`, blobs: h.blobs });
+      }
+    }
+    return out;
+  };
+  const issues: CheckIssue[] = [];
+  for (const snap of snapshots) {
+    const item = snap.tags.itemName ? ` of item '${snap.tags.itemName}'` : '';
+    for (const h of await hits(snap.rootTreeId)) {
+      issues.push({
+        kind: 'file-damaged',
+        severity: 'error',
+        message:
+          `/${h.path} in snapshot ${snap.id}${item} needs damaged data (blob ${h.blobs.join(', ')}); ` +
+          "restoring this file fails with RepositoryCorrupt, the snapshot's other files restore",
+        ids: { snapshot: snap.id, path: `/${h.path}`, blob: h.blobs[0], blobs: h.blobs },
+      });
+    }
+  }
+  return issues;
 }
 
 function checkPackBytes(ctx: RepositoryContext, p: IndexedPack, bytes: Buffer, issues: CheckIssue[]): void {

@@ -11,7 +11,7 @@ import {
   lchown,
 } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CofferError } from '../../errors/coffer-error.js';
+import { CofferError, isCofferError } from '../../errors/coffer-error.js';
 import { throwIfCancelled } from '../cancellation.js';
 import { mapLimit, Slots } from '../concurrency.js';
 import type { IndexEntry, MasterIndex } from '../index/master-index.js';
@@ -72,6 +72,8 @@ class Restorer {
   private readonly symlinks: PlannedEntry[] = [];
   private readonly packs = new Map<string, Map<string, PlannedBlob>>();
   private readonly warnings: string[] = [];
+  /** Files that need a damaged or missing blob, with those blobs: they are not restored. */
+  private readonly damaged = new Map<number, Set<string>>();
   private index: MasterIndex | null = null;
   private target = '';
   private phase: RestoreProgress['phase'] = 'planning';
@@ -118,6 +120,12 @@ class Restorer {
     await mapLimit([...this.packs.keys()], PACK_CONCURRENCY, (packId) => this.restorePack(packId));
 
     this.phase = 'finishing';
+    // A file whose data is damaged is not left behind half-written, where it could pass for good.
+    for (const i of this.damaged.keys()) {
+      await unlink(this.abs(this.files[i]!.rel)).catch((err: unknown) => {
+        if (errno(err) !== 'ENOENT') throw err;
+      });
+    }
     // Symlinks come last: no file or directory is ever created beneath a path that could be one.
     for (const s of this.symlinks) {
       throwIfCancelled(signal, 'the restore');
@@ -126,6 +134,7 @@ class Restorer {
     // Deepest first, because creating entries inside a directory changes its mtime.
     for (let i = this.dirs.length - 1; i >= 0; i--) await this.applyDirMetadata(this.dirs[i]!);
     this.emit('');
+    if (this.damaged.size > 0) throw this.damageReport();
     return {
       snapshotId: snapshot.id,
       target: this.target,
@@ -361,7 +370,16 @@ class Restorer {
         end = Math.max(end, e.offset + e.length);
         j++;
       }
-      const range = await this.ctx.backend.load(packPath(packId), { offset: start, length: end - start });
+      let range: Buffer;
+      try {
+        range = await this.ctx.backend.load(packPath(packId), { offset: start, length: end - start });
+      } catch (err) {
+        // A missing or short pack damages the files that need it, not the rest of the restore.
+        if (!isCofferError(err, 'RepositoryCorrupt')) throw err;
+        for (const b of blobs.slice(i, j)) this.markDamaged(b);
+        i = j;
+        continue;
+      }
       // Blobs are opened and decompressed on the pool, DECODES_IN_FLIGHT ahead of the writes,
       // so every core decodes while this loop writes in pack order.
       const group = blobs.slice(i, j);
@@ -382,9 +400,18 @@ class Restorer {
       let failed: unknown = null;
       try {
         for (let k = 0; k < group.length && failed === null; k++) {
-          const plain = await decoding[k]!;
+          let plain: Buffer | null = null;
+          try {
+            plain = await decoding[k]!;
+          } catch (err) {
+            // Damaged data costs only the files that need it (see damageReport).
+            if (!isCofferError(err, 'RepositoryCorrupt')) throw err;
+            this.markDamaged(group[k]!);
+          }
           decodeNext();
+          if (plain === null) continue;
           for (const t of group[k]!.targets) {
+            if (this.damaged.has(t.file)) continue;
             await this.writeSlots.acquire();
             if (failed !== null) {
               this.writeSlots.release();
@@ -407,6 +434,34 @@ class Restorer {
       if (failed !== null) throw failed;
       i = j;
     }
+  }
+
+  private markDamaged(b: PlannedBlob): void {
+    for (const t of b.targets) {
+      let set = this.damaged.get(t.file);
+      if (!set) this.damaged.set(t.file, (set = new Set()));
+      set.add(b.entry.id);
+    }
+  }
+
+  /** RepositoryCorrupt naming every file that was not restored and the blobs behind it. */
+  private damageReport(): CofferError {
+    const files = [...this.damaged.keys()].sort((a, b) => a - b).map((i) => this.files[i]!.rel);
+    const blobs = [...new Set([...this.damaged.values()].flatMap((s) => [...s]))];
+    const shown = files.slice(0, 20).join(', ') + (files.length > 20 ? ` and ${files.length - 20} more` : '');
+    const restored = this.files.length - files.length;
+    return new CofferError(
+      'RepositoryCorrupt',
+      `${files.length} of ${this.files.length} file(s) were not restored because their data in the vault is damaged: ` +
+        `${shown} (blob ${blobs.slice(0, 5).join(', ')}${blobs.length > 5 ? ` and ${blobs.length - 5} more` : ''}); ` +
+        `the other ${restored} file(s), the directories and the symlinks were restored into ${this.target}`,
+      {
+        target: this.target,
+        damagedFiles: files.slice(0, 1000),
+        damagedBlobs: blobs.slice(0, 1000),
+        restoredFiles: restored,
+      },
+    );
   }
 
   private async writeAt(t: BlobTarget, data: Buffer): Promise<void> {
