@@ -24,6 +24,8 @@ export class LeaseKeeper {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private beating = false;
+  /** A beat was asked for while one was in flight: run another right after it. */
+  private again = false;
   /** Until when we know the lease is ours: the last successful heartbeat plus the TTL. */
   private heldUntil: number;
   private stopReasonValue: StopReason | null = null;
@@ -54,7 +56,12 @@ export class LeaseKeeper {
 
   /** Runs one heartbeat now; exposed so a caller can check the lease right before committing. */
   async beat(): Promise<void> {
-    if (this.beating || this.controller.signal.aborted) return;
+    if (this.controller.signal.aborted) return;
+    if (this.beating) {
+      // The answer in flight may predate what the caller learned (e.g. a cancel notice).
+      this.again = true;
+      return;
+    }
     this.beating = true;
     const startedAt = this.opts.clock.now();
     // Past our own view of the lease (e.g. the process was paused), stop before asking: the
@@ -76,6 +83,11 @@ export class LeaseKeeper {
       if (this.opts.clock.now() > this.heldUntil) this.abort('lease-lost');
     } finally {
       this.beating = false;
+    }
+    if (this.again) {
+      this.again = false;
+      // Not once the keeper was stopped: the job has ended and holds no lease to renew.
+      if (this.timer) await this.beat();
     }
   }
 

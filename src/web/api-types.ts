@@ -76,6 +76,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -492,6 +496,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -911,6 +919,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -1324,6 +1336,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -1744,6 +1760,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -3443,6 +3463,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -3930,6 +3954,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -4422,6 +4450,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -4925,6 +4957,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -5424,6 +5460,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -5932,6 +5972,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -6863,6 +6907,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -7352,6 +7400,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -12234,6 +12286,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -12609,6 +12665,269 @@ export type paths = {
         };
         /** @description RFC 9457 problem details with the coffer error catalog entry */
         401: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+      };
+    };
+  };
+  '/api/v1/workers': {
+    /** Worker processes (coffer serve pools and coffer worker) that heartbeat into the catalog, with the jobs each holds; ?all=true adds lost ones */
+    get: {
+      parameters: {
+        query?: {
+          /** @description include lost workers */
+          all?: boolean;
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            'application/json': {
+              /** @description host:pid:start, the prefix of its lease owners */
+              id: string;
+              host: string;
+              pid: number;
+              /** @enum {string} */
+              kind: 'serve' | 'worker';
+              version: string;
+              concurrency: number;
+              startedAt: string;
+              heartbeatAt: string;
+              heartbeatSeconds: number;
+              /**
+               * @description lost: missed three heartbeats (killed, cut off from the catalog, or hung)
+               * @enum {string}
+               */
+              state: 'live' | 'lost';
+              jobs: {
+                id: string;
+                /** @enum {string} */
+                operation: 'backup' | 'restore' | 'prune' | 'check' | 'delete-data';
+                /** @enum {string} */
+                state:
+                  | 'queued'
+                  | 'in_progress'
+                  | 'cancelling'
+                  | 'completed'
+                  | 'completed_with_warnings'
+                  | 'failed'
+                  | 'cancelled'
+                  | 'skipped'
+                  | 'deferred';
+                item: {
+                  id: string;
+                  name: string | null;
+                } | null;
+                vault: {
+                  id: string;
+                  name: string | null;
+                };
+                /** @description the lease owner: the worker id, plus #slot when it runs several jobs */
+                slot: string;
+                leaseExpiresAt: string | null;
+                startedAt: string | null;
+                progressPercent: number | null;
+              }[];
+            }[];
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        400: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        401: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        403: {
           content: {
             'application/json': {
               type: string;
