@@ -9,7 +9,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from
 import pg from 'pg';
 import { CofferError } from '../errors/coffer-error.js';
 import { groupCommitWriter } from './group-commit.js';
-import { postgresNotices, type CatalogNotices } from './notify.js';
+import { NOTIFY_CHANNEL, postgresNotices, type CatalogNotices } from './notify.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -149,7 +149,9 @@ async function openPostgres(url: string, poolSize: number): Promise<Catalog> {
       },
     );
   }
-  const notices = postgresNotices(url);
+  const notices = postgresNotices(url, async (payload) => {
+    await sql`select pg_notify(${NOTIFY_CHANNEL}, ${payload})`.execute(db);
+  });
   return {
     db,
     dialect: 'postgres',

@@ -15,7 +15,7 @@ import type { Catalog } from './connect.js';
 
 interface Migration {
   name: string;
-  up(db: Kysely<Database>, dialect: Catalog['dialect']): Promise<void>;
+  up(db: Kysely<Database>): Promise<void>;
 }
 
 // Kysely's schema builder is typed for a generic schema; the tables it creates are typed by `Database`.
@@ -235,8 +235,9 @@ const MIGRATIONS: Migration[] = [
   },
   {
     name: '005_workers',
-    async up(typed, dialect) {
+    async up(typed) {
       const db = typed as unknown as SchemaDb;
+      // The worker registry (app/worker-registry.ts): one row per running worker process.
       await db.schema
         .createTable('workers')
         .addColumn('id', 'text', (c) => c.primaryKey())
@@ -249,25 +250,6 @@ const MIGRATIONS: Migration[] = [
         .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
         .addColumn('heartbeat_ms', 'bigint', (c) => c.notNull())
         .execute();
-      if (dialect !== 'postgres') return;
-      // LISTEN/NOTIFY (catalog/notify.ts): a job that becomes queued wakes idle workers, and a
-      // cancel request reaches the worker holding the job without waiting for its heartbeat.
-      // A trigger covers every path that queues or cancels (admission, schedules, promotion of
-      // deferred runs, retries) in the same transaction, so the notice is sent on commit only.
-      await sql`
-        create function coffer_notify_job() returns trigger language plpgsql as $$
-        begin
-          if new.state = 'queued' then
-            perform pg_notify('coffer_jobs', 'queued');
-          elsif new.state = 'cancelling' then
-            perform pg_notify('coffer_jobs', 'cancel:' || new.id);
-          end if;
-          return null;
-        end $$`.execute(db);
-      await sql`
-        create trigger jobs_notify after insert or update of state on jobs
-        for each row when (new.state in ('queued', 'cancelling'))
-        execute function coffer_notify_job()`.execute(db);
     },
   },
 ];
@@ -290,7 +272,7 @@ export async function migrate(catalog: Catalog): Promise<string[]> {
     const applied: string[] = [];
     for (const m of MIGRATIONS) {
       if (done.has(m.name)) continue;
-      await m.up(trx, catalog.dialect);
+      await m.up(trx);
       await trx.insertInto('schema_migrations').values({ name: m.name, applied_at: Date.now() }).execute();
       applied.push(m.name);
     }

@@ -1,20 +1,36 @@
 /**
- * Catalog notices over PostgreSQL LISTEN/NOTIFY. The `jobs_notify` trigger (migration
- * 005_workers) sends `queued` when a job becomes queued and `cancel:<job id>` when a cancel is
- * requested; notices are delivered on commit only. One dedicated connection per process
- * listens, opened on the first subscription (so short CLI commands never open it), and
- * reconnects with backoff when it drops. Notices are a latency optimisation only: every
- * subscriber still polls, more slowly while the listener is connected, so a lost notice costs
- * one poll interval and never correctness.
+ * Catalog notices over PostgreSQL LISTEN/NOTIFY. The store publishes `queued` after it commits a
+ * job that became queued and `cancel:<job id>` after it commits a cancel request (or a forced
+ * release). One dedicated connection per process listens, opened on the first subscription (so
+ * short CLI commands never open it), and reconnects with backoff when it drops. Notices are a
+ * latency optimisation only: every subscriber still polls, more slowly while the listener is
+ * connected, so a lost notice costs one poll interval and never correctness.
+ *
+ * Why the store publishes after commit rather than a trigger notifying inside the transaction:
+ * PostgreSQL serialises the commits of every transaction that issued NOTIFY (a cluster-wide
+ * lock held through the commit's WAL flush). Notifying inside each admission cut the catalog's
+ * admission rate by about a third (bench/catalog-admission.ts --pg, 32 in flight). Published
+ * separately and coalesced (`queued` at most every 25 ms per process), the notices cost
+ * admissions little, and admissions never wait for them.
  */
 import pg from 'pg';
 
 export const NOTIFY_CHANNEL = 'coffer_jobs';
+/** Least time between two `queued` notices from one process. */
+export const QUEUED_NOTICE_GAP_MS = 25;
 
 /** A notice as subscribers see it. `reconnected`: notices may have been missed; look now. */
 export type CatalogNotice = { kind: 'queued' } | { kind: 'cancel'; jobId: string } | { kind: 'reconnected' };
 
+/** What the store publishes. */
+export type PublishedNotice = { kind: 'queued' } | { kind: 'cancel'; jobId: string };
+
 export interface CatalogNotices {
+  /**
+   * Sends a notice to every listening process; call after the change committed. Never throws
+   * and never waits: a notice that cannot be sent is left to the subscribers' polling.
+   */
+  publish(notice: PublishedNotice): void;
   /** Starts listening (once per process) and calls `fn` for every notice; returns unsubscribe. */
   subscribe(fn: (notice: CatalogNotice) => void): () => void;
   /** True while the listening connection is up: subscribers may then poll less often. */
@@ -28,7 +44,7 @@ export function parseNotice(payload: string | undefined): CatalogNotice | null {
   return null;
 }
 
-export function postgresNotices(url: string): CatalogNotices {
+export function postgresNotices(url: string, send: (payload: string) => Promise<void>): CatalogNotices {
   const subscribers = new Set<(n: CatalogNotice) => void>();
   let client: pg.Client | null = null;
   let connected = false;
@@ -96,7 +112,39 @@ export function postgresNotices(url: string): CatalogNotices {
     if (wasReconnect) emit({ kind: 'reconnected' });
   };
 
+  // `queued` carries nothing but "look now", so notices published while one is being sent, or
+  // within QUEUED_NOTICE_GAP_MS of the last, collapse into one more send: under a burst of
+  // admissions a process sends at most about 40 a second, and a wake-up waits at most the gap.
+  let queuedBusy = false;
+  let queuedAgain = false;
+  const sendQueued = () => {
+    queuedBusy = true;
+    const started = Date.now();
+    void send('queued')
+      .catch(() => undefined)
+      .finally(() => {
+        const wait = Math.max(0, QUEUED_NOTICE_GAP_MS - (Date.now() - started));
+        setTimeout(() => {
+          queuedBusy = false;
+          if (queuedAgain && !closed) {
+            queuedAgain = false;
+            sendQueued();
+          }
+        }, wait).unref();
+      });
+  };
+
   return {
+    publish(n) {
+      if (closed) return;
+      if (n.kind === 'cancel') {
+        void send(`cancel:${n.jobId}`).catch(() => undefined);
+      } else if (queuedBusy) {
+        queuedAgain = true;
+      } else {
+        sendQueued();
+      }
+    },
     subscribe(fn) {
       subscribers.add(fn);
       if (!started) {

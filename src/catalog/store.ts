@@ -467,6 +467,7 @@ export class CatalogStore implements JobStore {
           if (lease) await addEvent(trx, id, 'in_progress', now, `claimed by ${lease.owner}`);
           return inserted;
         });
+        if (!lease) this.catalog.notices?.publish({ kind: 'queued' });
         return { job: toJob(row), lease, reused: false };
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
@@ -719,6 +720,7 @@ export class CatalogStore implements JobStore {
 
   async requestCancel(jobId: string): Promise<Job> {
     const now = this.clock.now();
+    let running = false;
     await this.catalog.writeTx(async (trx) => {
       const job = await this.jobIn(trx, jobId);
       if (job.state === 'queued' || job.state === 'deferred') {
@@ -738,6 +740,7 @@ export class CatalogStore implements JobStore {
           .execute();
         await addEvent(trx, jobId, 'cancelled', now, `cancelled while ${job.state}`);
       } else if (job.state === 'in_progress') {
+        running = true;
         await trx
           .updateTable('jobs')
           .set({ state: 'cancelling', cancel_requested_at: now, updated_at: now })
@@ -758,6 +761,8 @@ export class CatalogStore implements JobStore {
         });
       }
     });
+    // The worker holding the job hears it now instead of at its next heartbeat.
+    if (running) this.catalog.notices?.publish({ kind: 'cancel', jobId });
     return this.getJob(jobId);
   }
 
@@ -828,6 +833,8 @@ export class CatalogStore implements JobStore {
         live ? 'force-released by operator; old worker fenced' : 'released by operator',
       );
     });
+    // A fenced worker learns at once that its lease is gone and stops.
+    this.catalog.notices?.publish({ kind: 'cancel', jobId });
     return this.getJob(jobId);
   }
 
@@ -1232,6 +1239,8 @@ export class CatalogStore implements JobStore {
       alreadyDone: 0,
     };
     const now = this.clock.now();
+    /** Running scheduled jobs that cancel-running asked to stop, to notify after commit. */
+    const cancelling: string[] = [];
     // Statements are batched per chunk (one grouped compare-and-set per schedule, one
     // multi-row insert for the runs): 10,000 items sharing a due time fire in a few statements.
     for (let i = 0; i < steps.length; i += 500) {
@@ -1277,10 +1286,12 @@ export class CatalogStore implements JobStore {
         const fired = new Set(inserted.map((r) => r.item_id));
         for (const step of mine) {
           if (step.fire !== null && !fired.has(step.itemId))
-            await this.resolveConflict(trx, step, step.fire, now, out);
+            await this.resolveConflict(trx, step, step.fire, now, out, cancelling);
         }
       });
     }
+    if (out.fired) this.catalog.notices?.publish({ kind: 'queued' });
+    for (const jobId of cancelling) this.catalog.notices?.publish({ kind: 'cancel', jobId });
     return out;
   }
 
@@ -1371,6 +1382,7 @@ export class CatalogStore implements JobStore {
     due: number,
     now: number,
     out: ScheduleOutcome,
+    cancelling?: string[],
   ): Promise<void> {
     const base = scheduledRow(step, now);
     const id = newId('j', now);
@@ -1484,6 +1496,7 @@ export class CatalogStore implements JobStore {
             now,
             'cancelled by a newer scheduled run (cancel-running)',
           );
+          cancelling?.push(blocking.id);
         }
         out.cancelled++;
         // The newest due run is the one that should start: a run still waiting from an earlier
@@ -1535,6 +1548,7 @@ export class CatalogStore implements JobStore {
         if (!isUniqueViolation(err)) throw err;
       }
     }
+    if (promoted) this.catalog.notices?.publish({ kind: 'queued' });
     return promoted;
   }
 
