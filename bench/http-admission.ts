@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { createVault } from '../src/app/vaults.js';
 import {
   addItems,
+  cpuMsOf,
   createBenchCatalog,
   fmtMs,
   median,
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     storm: { type: 'string', default: '1000' },
     'storm-clients': { type: 'string', default: '4' },
+    'paced-concurrency': { type: 'string', default: '4' },
     'cpu-prof': { type: 'string' },
   },
 });
@@ -46,6 +48,7 @@ const CLIENTS = Number(values.clients);
 const CONCURRENCY = Number(values.concurrency);
 const STORM = Number(values.storm);
 const STORM_CLIENTS = Number(values['storm-clients']);
+const PACED = Number(values['paced-concurrency']);
 const WARMUP_ITEMS = Math.min(ITEMS, 1000);
 
 const bc = await createBenchCatalog(values.pg);
@@ -56,7 +59,7 @@ try {
   const spreadNames = (round: number) =>
     Array.from({ length: round === 0 ? WARMUP_ITEMS : ITEMS }, (_, i) => `r${round}-${i}`);
   const names: string[] = [];
-  for (let r = 0; r <= ROUNDS; r++) names.push(...spreadNames(r), `storm-${r}`);
+  for (let r = 0; r <= ROUNDS; r++) names.push(...spreadNames(r), `storm-${r}`, `paced-${r}`);
   await addItems(bc, 'bench', names, bc.dialect === 'postgres' ? 8 : 1);
   log(`${bc.dialect}: ${names.length} items in ${((nowMs() - t0) / 1000).toFixed(1)} s`);
 
@@ -64,10 +67,43 @@ try {
   const server = await startServe(bc, ['--workers', '0'], nodeArgs);
   log(`coffer serve at ${server.url} (logs: ${server.logFile})`);
 
+  const body = '{}';
   const rates: number[] = [];
   const spreadLat: Percentiles[] = [];
   const storms: (Percentiles & { wallMs: number })[] = [];
-  const body = '{}';
+  const paceds: (Percentiles & { wallMs: number })[] = [];
+  const cpus: { spread: number; storm: number }[] = [];
+  /** STORM triggers at one free item from STORM_CLIENTS processes; checks exactly one 202. */
+  const runStorm = async (item: string, tag: string, concurrency: number | undefined) => {
+    const per = Math.ceil(STORM / STORM_CLIENTS);
+    const stormTasks: LoadTask[] = Array.from({ length: STORM_CLIENTS }, (_, c) => ({
+      mode: 'storm',
+      url: server.url,
+      path: `/api/v1/items/${item}/backups`,
+      count: Math.min(per, STORM - c * per),
+      body,
+      ...(concurrency ? { concurrency } : {}),
+    }));
+    const results = await runLoad(stormTasks);
+    const storm = aggregate(results);
+    const accepted = results.flatMap((r) => r.accepted);
+    const blockers = new Set(results.flatMap((r) => r.blockers));
+    const codes = new Set(results.flatMap((r) => r.codes));
+    const errors = results.flatMap((r) => r.errors);
+    const ok =
+      storm.statuses['202'] === 1 &&
+      storm.statuses['409'] === STORM - 1 &&
+      accepted.length === 1 &&
+      blockers.size === 1 &&
+      blockers.has(accepted[0]!) &&
+      codes.size === 1 &&
+      codes.has('UserErrorBackupOperationInProgress');
+    if (!ok)
+      throw new Error(
+        `${tag}: storm of ${STORM} at one item: statuses ${JSON.stringify(storm.statuses)}, accepted ${JSON.stringify(accepted)}, 409s named ${JSON.stringify([...blockers])} with codes ${JSON.stringify([...codes])}; errors ${JSON.stringify(errors.slice(0, 3))}`,
+      );
+    return storm;
+  };
   try {
     for (let round = 0; round <= ROUNDS; round++) {
       const tag = round === 0 ? 'warm-up' : `round ${round}`;
@@ -80,48 +116,34 @@ try {
         concurrency: CONCURRENCY,
         body,
       }));
+      const cpu0 = cpuMsOf(server.child.pid!);
       const spread = aggregate(await runLoad(tasks));
       if (spread.statuses['202'] !== paths.length)
         throw new Error(`${tag}: expected ${paths.length} × 202, got ${JSON.stringify(spread.statuses)}`);
       const rate = (spread.total / spread.wallMs) * 1000;
       const sp = percentiles(spread.latencies);
 
-      // (b) the storm at one free item.
-      const per = Math.ceil(STORM / STORM_CLIENTS);
-      const stormTasks: LoadTask[] = Array.from({ length: STORM_CLIENTS }, (_, c) => ({
-        mode: 'storm',
-        url: server.url,
-        path: `/api/v1/items/storm-${round}/backups`,
-        count: Math.min(per, STORM - c * per),
-        body,
-      }));
-      const results = await runLoad(stormTasks);
-      const storm = aggregate(results);
-      const accepted = results.flatMap((r) => r.accepted);
-      const blockers = new Set(results.flatMap((r) => r.blockers));
-      const codes = new Set(results.flatMap((r) => r.codes));
-      const errors = results.flatMap((r) => r.errors);
-      const ok =
-        storm.statuses['202'] === 1 &&
-        storm.statuses['409'] === STORM - 1 &&
-        accepted.length === 1 &&
-        blockers.size === 1 &&
-        blockers.has(accepted[0]!) &&
-        codes.size === 1 &&
-        codes.has('UserErrorBackupOperationInProgress');
-      if (!ok)
-        throw new Error(
-          `${tag}: storm of ${STORM} at one item: statuses ${JSON.stringify(storm.statuses)}, accepted ${JSON.stringify(accepted)}, 409s named ${JSON.stringify([...blockers])} with codes ${JSON.stringify([...codes])}; errors ${JSON.stringify(errors.slice(0, 3))}`,
-        );
+      const spreadCpu = (cpuMsOf(server.child.pid!) - cpu0) / paths.length;
+
+      // (b) the storm at one free item, all at once; (c) the same at another item with a few
+      // requests in flight per client (a sustained stream of repeat triggers).
+      const cpu1 = cpuMsOf(server.child.pid!);
+      const storm = await runStorm(`storm-${round}`, tag, undefined);
+      const stormCpu = (cpuMsOf(server.child.pid!) - cpu1) / STORM;
+      const paced = await runStorm(`paced-${round}`, `${tag} (paced)`, PACED);
       const st = { ...percentiles(storm.latencies), wallMs: storm.wallMs };
+      const pc = { ...percentiles(paced.latencies), wallMs: paced.wallMs };
       log(
-        `${tag}: ${rate.toFixed(0)} admissions/s (${paths.length} in ${(spread.wallMs / 1000).toFixed(2)} s, p50 ${fmtMs(sp.p50)}, p99 ${fmtMs(sp.p99)}); ` +
-          `storm 1×202 + ${storm.statuses['409']}×409 in ${fmtMs(st.wallMs)}, p50 ${fmtMs(st.p50)}, p99 ${fmtMs(st.p99)}, max ${fmtMs(st.max)}`,
+        `${tag}: ${rate.toFixed(0)} admissions/s (${paths.length} in ${(spread.wallMs / 1000).toFixed(2)} s, p50 ${fmtMs(sp.p50)}, p99 ${fmtMs(sp.p99)}, server CPU ${fmtMs(spreadCpu)} each); ` +
+          `storm 1×202 + ${STORM - 1}×409 in ${fmtMs(st.wallMs)}, p50 ${fmtMs(st.p50)}, p99 ${fmtMs(st.p99)}, max ${fmtMs(st.max)}, server CPU ${fmtMs(stormCpu)} each; ` +
+          `paced (${STORM_CLIENTS}×${PACED} in flight) p50 ${fmtMs(pc.p50)}, p99 ${fmtMs(pc.p99)}`,
       );
       if (round === 0) continue;
       rates.push(rate);
       spreadLat.push(sp);
       storms.push(st);
+      paceds.push(pc);
+      cpus.push({ spread: spreadCpu, storm: stormCpu });
     }
   } finally {
     await server.stop();
@@ -187,6 +209,38 @@ try {
           'storm latency max',
           ...cells(
             storms.map((p) => p.max),
+            fmtMs,
+          ),
+          '',
+        ],
+        [
+          `repeat triggers at one item, ${STORM_CLIENTS} × ${PACED} in flight: p50`,
+          ...cells(
+            paceds.map((p) => p.p50),
+            fmtMs,
+          ),
+          '',
+        ],
+        [
+          `repeat triggers at one item, ${STORM_CLIENTS} × ${PACED} in flight: p99`,
+          ...cells(
+            paceds.map((p) => p.p99),
+            fmtMs,
+          ),
+          target,
+        ],
+        [
+          'server CPU per admission (202)',
+          ...cells(
+            cpus.map((c) => c.spread),
+            fmtMs,
+          ),
+          '',
+        ],
+        [
+          'server CPU per refused trigger (409)',
+          ...cells(
+            cpus.map((c) => c.storm),
             fmtMs,
           ),
           '',

@@ -198,6 +198,18 @@ export function median(xs: number[]): number {
 export const fmtMs = (x: number): string => `${x < 10 ? x.toFixed(2) : x.toFixed(1)} ms`;
 
 /** Milliseconds since the epoch with sub-millisecond precision, comparable across processes. */
+/**
+ * CPU time (user + system) a process has used so far, from /proc (Linux): the server's cost per
+ * request, which unlike wall time does not depend on what else the machine is doing.
+ */
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at field 3; utime and stime
+  // are fields 14 and 15, in clock ticks (100 per second on Linux).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 export const nowMs = (): number => performance.timeOrigin + performance.now();
 
 export function table(header: string[], rows: string[][]): string {

@@ -3,14 +3,15 @@
  * can release every client at the same instant over IPC. It opens its keep-alive connections
  * first (not timed), reports `ready`, waits for `go`, then sends its requests:
  *  - spread: POST a backup for each of `paths`, `concurrency` requests in flight;
- *  - storm: `count` POSTs at one item, all at once, one connection each.
+ *  - storm: `count` POSTs at one item, all at once on one connection each, or with `concurrency`
+ *    in flight when given (a sustained stream of repeat triggers rather than one burst).
  * and replies with the statuses, per-request latencies and what the 202s and 409s named.
  */
 import { Agent, request } from 'node:http';
 
 export type LoadTask =
   | { mode: 'spread'; url: string; paths: string[]; concurrency: number; body: string }
-  | { mode: 'storm'; url: string; path: string; count: number; body: string };
+  | { mode: 'storm'; url: string; path: string; count: number; body: string; concurrency?: number };
 
 export interface LoadResult {
   statuses: Record<string, number>;
@@ -70,7 +71,7 @@ async function openConnections(agent: Agent, url: URL, n: number): Promise<void>
 
 async function run(task: LoadTask, go: Promise<void>): Promise<LoadResult> {
   const url = new URL(task.url);
-  const sockets = task.mode === 'spread' ? task.concurrency : task.count;
+  const sockets = task.concurrency ?? (task.mode === 'storm' ? task.count : 1);
   const agent = new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
   await openConnections(agent, url, sockets);
   process.send!({ type: 'ready' } satisfies FromClient);
@@ -97,16 +98,13 @@ async function run(task: LoadTask, go: Promise<void>): Promise<LoadResult> {
       result.errors.push((err as Error).message);
     }
   };
-  if (task.mode === 'spread') {
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: task.concurrency }, async () => {
-        while (next < task.paths.length) await one(task.paths[next++]!, false);
-      }),
-    );
-  } else {
-    await Promise.all(Array.from({ length: task.count }, () => one(task.path, true)));
-  }
+  const paths = task.mode === 'spread' ? task.paths : Array.from({ length: task.count }, () => task.path);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: sockets }, async () => {
+      while (next < paths.length) await one(paths[next++]!, task.mode === 'storm');
+    }),
+  );
   result.endedAt = nowMs();
   agent.destroy();
   // Read the bodies only now, outside the timed part.

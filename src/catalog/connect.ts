@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import { CofferError } from '../errors/coffer-error.js';
 import { groupCommitWriter } from './group-commit.js';
 import { NOTIFY_CHANNEL, postgresNotices, type CatalogNotices } from './notify.js';
@@ -42,9 +42,17 @@ export interface CatalogOptions {
 /** Connections per process to PostgreSQL when neither --db-pool-size nor COFFER_DB_POOL_SIZE says. */
 export const DEFAULT_DB_POOL_SIZE = 10;
 
-// int8 columns (epoch milliseconds, counters) come back from pg as strings by default; every
-// value coffer keeps in them fits in a double.
-pg.types.setTypeParser(20, (v: string) => Number(v));
+/**
+ * The pg driver, loaded only when a PostgreSQL catalog is opened: the embedded default never
+ * pays its memory.
+ */
+async function loadPg(): Promise<typeof pg> {
+  const { default: driver } = await import('pg');
+  // int8 columns (epoch milliseconds, counters) come back from pg as strings by default; every
+  // value coffer keeps in them fits in a double.
+  driver.types.setTypeParser(20, (v: string) => Number(v));
+  return driver;
+}
 
 export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
   const url = opts.databaseUrl?.trim();
@@ -121,7 +129,8 @@ function withStatementCache(database: BetterSqlite3.Database, size = 512): Sqlit
 
 async function openPostgres(url: string, poolSize: number): Promise<Catalog> {
   // A loaded server can take seconds to accept a connection; 30 s before giving up.
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 30_000 });
+  const driver = await loadPg();
+  const pool = new driver.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 30_000 });
   // An idle client that loses its server must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
@@ -149,7 +158,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Catalog> {
       },
     );
   }
-  const notices = postgresNotices(url, async (payload) => {
+  const notices = postgresNotices(url, driver, async (payload) => {
     await sql`select pg_notify(${NOTIFY_CHANNEL}, ${payload})`.execute(db);
   });
   return {

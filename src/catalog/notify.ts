@@ -13,7 +13,7 @@
  * separately and coalesced (`queued` at most every 25 ms per process), the notices cost
  * admissions little, and admissions never wait for them.
  */
-import pg from 'pg';
+import type pg from 'pg';
 
 export const NOTIFY_CHANNEL = 'coffer_jobs';
 /** Least time between two `queued` notices from one process. */
@@ -44,7 +44,12 @@ export function parseNotice(payload: string | undefined): CatalogNotice | null {
   return null;
 }
 
-export function postgresNotices(url: string, send: (payload: string) => Promise<void>): CatalogNotices {
+/** `driver` is the pg module connect.ts loaded (pg is loaded only when PostgreSQL is used). */
+export function postgresNotices(
+  url: string,
+  driver: typeof pg,
+  send: (payload: string) => Promise<void>,
+): CatalogNotices {
   const subscribers = new Set<(n: CatalogNotice) => void>();
   let client: pg.Client | null = null;
   let connected = false;
@@ -85,7 +90,7 @@ export function postgresNotices(url: string, send: (payload: string) => Promise<
 
   const connect = async (): Promise<void> => {
     if (closed) return;
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true });
+    const c = new driver.Client({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true });
     client = c;
     c.on('error', () => dropped(c));
     c.on('end', () => dropped(c));

@@ -32,6 +32,7 @@ import type {
   RecoveryPointDraft,
 } from '../jobs/ports.js';
 import { isUniqueViolation, violatedConstraint, type Catalog } from './connect.js';
+import { prepare, prepareInsert } from './prepared.js';
 import type { Database, JobTable, RecoveryPointTable } from './schema.js';
 
 export interface Vault {
@@ -183,6 +184,26 @@ export const WORKER_FORGET_MS = 24 * 3600_000;
 
 type Db = Kysely<Database>;
 const ADMISSION_ATTEMPTS = 5;
+/** Every column an admission writes, in the order of the prepared insert. */
+const JOB_INSERT_COLUMNS = [
+  'id',
+  'operation',
+  'state',
+  'item_id',
+  'vault_id',
+  'trigger',
+  'retry_of',
+  'requested_by',
+  'idempotency_key',
+  'params',
+  'created_at',
+  'started_at',
+  'updated_at',
+  'lease_owner',
+  'lease_expires_at',
+  'fencing_token',
+  'worker_id',
+] as const;
 
 export class CatalogStore implements JobStore {
   /** Told how many expired leases this process ended, for the lease-expiry metric. */
@@ -196,6 +217,66 @@ export class CatalogStore implements JobStore {
   private get db(): Db {
     return this.catalog.db;
   }
+
+  // The admission path's queries, compiled once (see prepared.ts): a trigger over HTTP runs
+  // them on every request, and building them cost as much as running them.
+  private readonly hot = {
+    itemByRef: prepare(1, (db: Db, ref: string) =>
+      db
+        .selectFrom('items')
+        .selectAll()
+        .where((eb) => eb.or([eb('name', '=', ref), eb('id', '=', ref)])),
+    ),
+    /** The live exclusive job holding an item, with the names its refusal shows, in one read. */
+    blockingJob: prepare(2, (db: Db, itemId: string, requestedVaultId: string) =>
+      db
+        .selectFrom('jobs')
+        .innerJoin('items', 'items.id', 'jobs.item_id')
+        .leftJoin('vaults', 'vaults.id', 'jobs.vault_id')
+        .selectAll('jobs')
+        .select((eb) => [
+          'items.name as blocking_item_name',
+          'vaults.name as blocking_vault_name',
+          eb
+            .selectFrom('vaults as rv')
+            .select('rv.name')
+            .where('rv.id', '=', requestedVaultId)
+            .as('requested_vault_name'),
+        ])
+        .where('jobs.item_id', '=', itemId)
+        .where('jobs.operation', 'in', [...EXCLUSIVE_OPERATIONS])
+        .where('jobs.state', 'in', [...ACTIVE_STATES]),
+    ),
+    insertJob: prepareInsert('jobs', JOB_INSERT_COLUMNS),
+    /** Ends jobs whose lease expired (see reapExpiredIn); `now` is the only argument. */
+    reap: prepare(1, (db: Db, now: number) =>
+      db
+        .updateTable('jobs')
+        .set((eb) => ({
+          state: eb.case().when('state', '=', 'cancelling').then('cancelled').else('failed').end(),
+          error_code: eb
+            .case()
+            .when('state', '=', 'cancelling')
+            .then('JobCancelled')
+            .else('WorkerLost')
+            .end(),
+          error_message: eb
+            .case()
+            .when('state', '=', 'cancelling')
+            .then('cancel confirmed by lease expiry: the worker stopped heartbeating')
+            .else('the worker stopped heartbeating and its lease expired')
+            .end(),
+          ended_at: now,
+          updated_at: now,
+          lease_owner: null,
+          lease_expires_at: null,
+          fencing_token: eb('fencing_token', '+', 1),
+        }))
+        .where('state', 'in', [...LEASED_STATES])
+        .where('lease_expires_at', '<', now)
+        .returning(['id', 'state', 'error_message']),
+    ),
+  };
 
   // ---------------------------------------------------------------- vaults
 
@@ -347,11 +428,7 @@ export class CatalogStore implements JobStore {
 
   /** Finds an item by name or id. */
   async getItem(ref: string): Promise<Item> {
-    const row = await this.db
-      .selectFrom('items')
-      .selectAll()
-      .where((eb) => eb.or([eb('name', '=', ref), eb('id', '=', ref)]))
-      .executeTakeFirst();
+    const [row] = await this.hot.itemByRef.execute(this.db, ref);
     if (!row) throw new CofferError('ItemNotFound', `no protected item named '${ref}'`, { item: ref });
     return toItem(row);
   }
@@ -429,9 +506,9 @@ export class CatalogStore implements JobStore {
       // Fast refusal without a write lock when a live job already holds the item. This only
       // ever refuses; whether a job is admitted is still decided by the unique index below.
       if (req.itemId && (EXCLUSIVE_OPERATIONS as readonly string[]).includes(req.operation)) {
-        const blocking = await this.activeExclusiveJob(req.itemId);
-        const expired = blocking?.leaseExpiresAt != null && blocking.leaseExpiresAt < now;
-        if (blocking && !expired) throw await this.refusal(blocking, req);
+        const blocking = await this.blockingRefusal(req);
+        const expired = blocking?.job.leaseExpiresAt != null && blocking.job.leaseExpiresAt < now;
+        if (blocking && !expired) throw blocking.error;
       }
       const id = newId('j', now);
       const lease = req.claimBy ? { jobId: id, owner: req.claimBy.owner, token: 1 } : null;
@@ -440,29 +517,26 @@ export class CatalogStore implements JobStore {
           // Recovery by lease expiry, in the admitting transaction: a dead worker's job must
           // not block this trigger, and no daemon is needed for that in the embedded mode.
           await this.reapExpiredIn(trx, now);
-          const inserted = await trx
-            .insertInto('jobs')
-            .values({
-              id,
-              operation: req.operation,
-              state: lease ? 'in_progress' : 'queued',
-              item_id: req.itemId,
-              vault_id: req.vaultId,
-              trigger: req.trigger,
-              retry_of: req.retryOf ?? null,
-              requested_by: req.requestedBy ?? null,
-              idempotency_key: req.idempotencyKey ?? null,
-              params: JSON.stringify(req.params ?? {}),
-              created_at: now,
-              started_at: lease ? now : null,
-              updated_at: now,
-              lease_owner: lease?.owner ?? null,
-              lease_expires_at: lease && req.claimBy ? now + req.claimBy.leaseMs : null,
-              fencing_token: lease ? 1 : 0,
-              worker_id: lease?.owner ?? null,
-            })
-            .returningAll()
-            .executeTakeFirstOrThrow();
+          const [inserted] = await this.hot.insertJob.execute(trx, {
+            id,
+            operation: req.operation,
+            state: lease ? 'in_progress' : 'queued',
+            item_id: req.itemId,
+            vault_id: req.vaultId,
+            trigger: req.trigger,
+            retry_of: req.retryOf ?? null,
+            requested_by: req.requestedBy ?? null,
+            idempotency_key: req.idempotencyKey ?? null,
+            params: JSON.stringify(req.params ?? {}),
+            created_at: now,
+            started_at: lease ? now : null,
+            updated_at: now,
+            lease_owner: lease?.owner ?? null,
+            lease_expires_at: lease && req.claimBy ? now + req.claimBy.leaseMs : null,
+            fencing_token: lease ? 1 : 0,
+            worker_id: lease?.owner ?? null,
+          });
+          if (!inserted) throw new Error('the job insert returned no row');
           await addEvent(trx, id, 'queued', now, describeAdmission(req));
           if (lease) await addEvent(trx, id, 'in_progress', now, `claimed by ${lease.owner}`);
           return inserted;
@@ -493,27 +567,25 @@ export class CatalogStore implements JobStore {
   }
 
   private async refusalFor(req: AdmissionRequest): Promise<CofferError | null> {
-    if (!req.itemId) return null;
-    const blocking = await this.activeExclusiveJob(req.itemId);
-    return blocking ? this.refusal(blocking, req) : null;
+    return (await this.blockingRefusal(req))?.error ?? null;
   }
 
-  private async refusal(blocking: Job, req: AdmissionRequest): Promise<CofferError> {
-    const itemId = req.itemId ?? '';
-    const names = await this.db
-      .selectFrom('items')
-      .select(['items.name as item_name'])
-      .select((eb) => [
-        eb.selectFrom('vaults').select('name').where('id', '=', blocking.vaultId).as('blocking_vault'),
-        eb.selectFrom('vaults').select('name').where('id', '=', req.vaultId).as('requested_vault'),
-      ])
-      .where('items.id', '=', itemId)
-      .executeTakeFirst();
-    const itemName = names?.item_name ?? itemId;
-    return backupInProgressError(
-      blockingJobView(blocking, { vaultName: names?.blocking_vault ?? blocking.vaultId, itemName }),
-      { itemName, requestedVaultId: req.vaultId, requestedVaultName: names?.requested_vault ?? req.vaultId },
+  /** The job holding the request's item, and the refusal naming it; one read. */
+  private async blockingRefusal(req: AdmissionRequest): Promise<{ job: Job; error: CofferError } | null> {
+    if (!req.itemId) return null;
+    const [row] = await this.hot.blockingJob.execute(this.db, req.itemId, req.vaultId);
+    if (!row) return null;
+    const job = toJob(row);
+    const itemName = row.blocking_item_name;
+    const error = backupInProgressError(
+      blockingJobView(job, { vaultName: row.blocking_vault_name ?? job.vaultId, itemName }),
+      {
+        itemName,
+        requestedVaultId: req.vaultId,
+        requestedVaultName: row.requested_vault_name ?? req.vaultId,
+      },
     );
+    return { job, error };
   }
 
   private async pruneRefusal(vaultId: string): Promise<CofferError> {
@@ -860,27 +932,7 @@ export class CatalogStore implements JobStore {
   }
 
   private async reapExpiredIn(trx: Db, now: number): Promise<number> {
-    const reaped = await trx
-      .updateTable('jobs')
-      .set((eb) => ({
-        state: eb.case().when('state', '=', 'cancelling').then('cancelled').else('failed').end(),
-        error_code: eb.case().when('state', '=', 'cancelling').then('JobCancelled').else('WorkerLost').end(),
-        error_message: eb
-          .case()
-          .when('state', '=', 'cancelling')
-          .then('cancel confirmed by lease expiry: the worker stopped heartbeating')
-          .else('the worker stopped heartbeating and its lease expired')
-          .end(),
-        ended_at: now,
-        updated_at: now,
-        lease_owner: null,
-        lease_expires_at: null,
-        fencing_token: eb('fencing_token', '+', 1),
-      }))
-      .where('state', 'in', [...LEASED_STATES])
-      .where('lease_expires_at', '<', now)
-      .returning(['id', 'state', 'error_message'])
-      .execute();
+    const reaped = await this.hot.reap.execute(trx, now);
     for (const r of reaped) await addEvent(trx, r.id, r.state, now, r.error_message);
     if (reaped.length) this.onReaped?.(reaped.length);
     return reaped.length;

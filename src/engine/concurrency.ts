@@ -28,21 +28,38 @@ export async function mapLimit<T, R>(
   return out;
 }
 
-/** Counting semaphore; bounds resources (open files, read buffers) shared across nested tasks. */
-export class Semaphore {
+/**
+ * Counting semaphore with separate acquire and release, for work whose end is observed in a
+ * callback rather than awaited where it starts (see the restorer's pipelined writes).
+ */
+export class Slots {
   private waiting: (() => void)[] = [];
 
   constructor(private available: number) {}
 
+  async acquire(): Promise<void> {
+    if (this.available > 0) {
+      this.available--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const wake = this.waiting.shift();
+    if (wake) wake();
+    else this.available++;
+  }
+}
+
+/** Counting semaphore; bounds resources (open files, read buffers) shared across nested tasks. */
+export class Semaphore extends Slots {
   async use<R>(fn: () => Promise<R>): Promise<R> {
-    if (this.available > 0) this.available--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    await this.acquire();
     try {
       return await fn();
     } finally {
-      const wake = this.waiting.shift();
-      if (wake) wake();
-      else this.available++;
+      this.release();
     }
   }
 }

@@ -17,6 +17,21 @@ export class CofferError extends Error {
     this.code = code;
     this.context = context;
   }
+
+  /**
+   * An error that is an expected answer rather than a fault, such as a refused trigger: it is
+   * built without a stack trace, which nobody reads and which cost more than the rest of a
+   * refusal (capturing it walks the async stack).
+   */
+  static refusal(code: ErrorCode, detail: string, context: ErrorContext = {}): CofferError {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new CofferError(code, detail, context);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
 }
 
 export function isCofferError(err: unknown, code?: ErrorCode): err is CofferError {

@@ -82,15 +82,50 @@ function metaVariable(path: string): string {
   return last.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 }
 
+/** A template split once into literal text and placeholders (its paths and what stands in). */
+type TemplatePart = string | { paths: string[]; otherwise: string };
+const compiledTemplates = new Map<string, TemplatePart[]>();
+
+// Refusals are rendered on every refused trigger (the API's hottest error), so each article
+// step is parsed once rather than matched with the placeholder pattern on every request.
+function compileTemplate(template: string): TemplatePart[] {
+  let parts = compiledTemplates.get(template);
+  if (parts) return parts;
+  parts = [];
+  let last = 0;
+  for (const match of template.matchAll(PLACEHOLDER)) {
+    const paths = match[1] ?? '';
+    if (match.index > last) parts.push(template.slice(last, match.index));
+    parts.push({ paths: paths.split(','), otherwise: match[2] ?? metaVariable(paths) });
+    last = match.index + match[0].length;
+  }
+  if (last < template.length) parts.push(template.slice(last));
+  // Templates are the catalog's fixed texts; the bound only guards against a caller that
+  // passes made-up templates in a loop.
+  if (compiledTemplates.size > 1000) compiledTemplates.clear();
+  compiledTemplates.set(template, parts);
+  return parts;
+}
+
 /** Fills the placeholders of one template from `context`; never leaves a `{...}` behind. */
 export function fillTemplate(template: string, context: ErrorContext = {}): string {
-  return template.replace(PLACEHOLDER, (_match, paths: string, fallback: string | undefined) => {
-    for (const path of paths.split(',')) {
-      const text = scalarText(lookup(context, path));
-      if (text !== undefined) return shellWord(text);
+  let out = '';
+  for (const part of compileTemplate(template)) {
+    if (typeof part === 'string') {
+      out += part;
+      continue;
     }
-    return fallback ?? metaVariable(paths);
-  });
+    let filled: string | undefined;
+    for (const path of part.paths) {
+      const text = scalarText(lookup(context, path));
+      if (text !== undefined) {
+        filled = shellWord(text);
+        break;
+      }
+    }
+    out += filled ?? part.otherwise;
+  }
+  return out;
 }
 
 /** The names of the placeholders in a template, e.g. `['blockingJob.id', 'jobId']`. */

@@ -42,7 +42,7 @@ export function backupInProgressError(
   const where = elsewhere
     ? ` in vault '${blocking.vaultName}' (not '${request.requestedVaultName}': the item was moved, and its job in the old vault still runs)`
     : ` in vault '${blocking.vaultName}'`;
-  return new CofferError(
+  return CofferError.refusal(
     'UserErrorBackupOperationInProgress',
     `a ${blocking.operation} of item '${request.itemName}' is already ${blocking.state.replace('_', ' ')}: job ${blocking.id}${where}`,
     {

@@ -23,18 +23,28 @@ export type Role = Whoami['role'];
 /** The `progress` event of a job's stream (the route streams text, so it has no schema). */
 export type ProgressEvent = Pick<Job, 'id' | 'state' | 'progress' | 'bytesNew' | 'bytesStored'>;
 
-export const JOB_STATES: readonly JobState[] = [
-  'queued',
-  'in_progress',
-  'cancelling',
-  'completed',
-  'completed_with_warnings',
-  'failed',
-  'cancelled',
-  'skipped',
-  'deferred',
-];
-export const OPERATIONS: readonly Operation[] = ['backup', 'restore', 'prune', 'check', 'delete-data'];
+// Records keyed by every state and operation the API declares: when the API gains or loses
+// one, this file stops compiling instead of the dashboard silently missing a filter.
+const STATE_KEYS: Record<JobState, true> = {
+  queued: true,
+  in_progress: true,
+  cancelling: true,
+  completed: true,
+  completed_with_warnings: true,
+  failed: true,
+  cancelled: true,
+  skipped: true,
+  deferred: true,
+};
+const OPERATION_KEYS: Record<Operation, true> = {
+  backup: true,
+  restore: true,
+  prune: true,
+  check: true,
+  'delete-data': true,
+};
+export const JOB_STATES = Object.keys(STATE_KEYS) as readonly JobState[];
+export const OPERATIONS = Object.keys(OPERATION_KEYS) as readonly Operation[];
 export const ACTIVE: readonly JobState[] = ['queued', 'in_progress', 'cancelling'];
 export const RETRYABLE: readonly JobState[] = ['failed', 'cancelled', 'skipped'];
 

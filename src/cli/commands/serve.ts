@@ -2,7 +2,6 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { MAX_DB_POOL_SIZE } from '../../app/config.js';
 import { createLogger } from '../../observability/logger.js';
-import { runServer } from '../../server/run-server.js';
 import { parseDurationMs } from '../../scheduler/schedule.js';
 import { parsePositiveInt } from '../format.js';
 import { withApp } from '../session.js';
@@ -60,6 +59,9 @@ export function registerServeCommand(program: Command): void {
           false,
           async (app) => {
             const logger = createLogger();
+            // Loaded here, not at start: the HTTP stack (Fastify, schemas, metrics) costs every
+            // other command tens of megabytes and milliseconds it never uses.
+            const { runServer } = await import('../../server/run-server.js');
             const server = await runServer(
               app,
               { host: opts.host, port, workers, graceMs, scheduler: opts.scheduler, autoPruneMs },

@@ -17,12 +17,14 @@ import type { BackupOptions, BackupProgress, BackupResult, BackupStats } from '.
 import { ReadRateLimiter } from './rate-limiter.js';
 import { Scanner } from './scanner.js';
 
-/** Large reads amortise syscalls; 4 MiB keeps at most two in memory per file with read-ahead. */
-const READ_SIZE = 4 * 1024 * 1024;
+/** 1 MiB reads amortise syscalls; with read-ahead at most two per open file are in memory. */
+const READ_SIZE = 1024 * 1024;
 /** Entries of one directory in flight at once (nested directories multiply this; readers bound it). */
 const ENTRY_CONCURRENCY = 4;
 /** Files open for reading at once: enough to hide per-file latency, few enough to bound memory. */
 const FILE_READERS = 4;
+/** Chunks of one file being encoded at once (see readFile). */
+const CHUNKS_IN_FLIGHT = 4;
 
 /** An entry below the root that cannot be backed up; it is left out and the reason becomes a warning. */
 class SkippedEntry extends Error {}
@@ -89,7 +91,15 @@ class Archiver {
     const parent = await this.loadParent();
     const saver = new BlobSaver(this.ctx, index);
     this.saver = saver;
-    const scan = this.scanner.run().catch(() => undefined);
+    const summary = parent?.summary;
+    const scan = summary
+      ? Promise.resolve(
+          this.scanner.useEstimate(
+            summary.filesNew + summary.filesChanged + summary.filesUnmodified,
+            summary.bytesScanned,
+          ),
+        )
+      : this.scanner.run().catch(() => undefined);
     this.phase = 'saving';
     try {
       const rootTreeId = await this.saveDir(this.root, '', parent?.rootTreeId ?? null);
@@ -341,19 +351,26 @@ class Archiver {
       return n === 0 ? null : n === want ? buf : buf.subarray(0, n);
     };
 
+    // A file's chunks are encoded in parallel (on the blob pool); at most CHUNKS_IN_FLIGHT of
+    // them at once, so one huge file keeps every thread busy without buffering the whole file.
+    const inFlight: Promise<void>[] = [];
     const saveChunk = async (chunk: Buffer): Promise<void> => {
       throwIfCancelled(this.signal, 'the backup');
       const id = blobId(chunk);
-      const outcome = await this.saveBlob('data', chunk, id, tryCompress);
-      // The first chunk that is actually encoded decides for the rest of the file: media and
-      // archives are incompressible throughout, so later chunks skip the attempt.
-      if (outcome.isNew && !decided) {
-        decided = true;
-        tryCompress = outcome.compressed;
-      }
       content.push(id);
-      this.bytesDone += chunk.length;
-      this.emit(rel);
+      const saving = this.saveBlob('data', chunk, id, tryCompress).then((outcome) => {
+        // The first chunk that is actually encoded decides for the rest of the file: media and
+        // archives are incompressible throughout, so later chunks skip the attempt.
+        if (outcome.isNew && !decided) {
+          decided = true;
+          tryCompress = outcome.compressed;
+        }
+        this.bytesDone += chunk.length;
+        this.emit(rel);
+      });
+      saving.catch(() => undefined);
+      inFlight.push(saving);
+      if (inFlight.length >= CHUNKS_IN_FLIGHT) await inFlight.shift();
     };
 
     let pending = readNext();
@@ -370,7 +387,9 @@ class Archiver {
       }
       const last = chunker.finish();
       if (last) await saveChunk(last);
+      for (const saving of inFlight.splice(0)) await saving;
     } finally {
+      await Promise.allSettled(inFlight);
       await pending.catch(() => undefined);
       await fh.close();
     }

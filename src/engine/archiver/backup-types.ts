@@ -31,7 +31,10 @@ export interface BackupStats {
 export interface BackupProgress {
   phase: 'scanning' | 'saving' | 'finalizing';
   filesDone: number;
-  /** From a stat-only pre-scan running alongside; grows until `scanDone`. */
+  /**
+   * From a stat-only pre-scan running alongside, which grows until `scanDone`; for an
+   * incremental backup, the parent backup's totals (an estimate, never below what is done).
+   */
   filesTotal: number;
   bytesDone: number;
   bytesTotal: number;

@@ -1,10 +1,16 @@
 import type { IndexedPack, MasterIndex } from '../index/master-index.js';
-import { type BlobType, encodeBlob } from '../pack/blob-codec.js';
+import type { BlobType } from '../pack/blob-codec.js';
+import { type BlobPool, sharedBlobPool } from '../parallel/blob-pool.js';
 import { packPath, PackWriter } from '../pack/pack-writer.js';
 import type { RepositoryContext } from './repository-context.js';
 
 /** Two uploads in flight keep the disk or network busy while the next pack fills, without hoarding memory. */
 const MAX_UPLOADS_IN_FLIGHT = 2;
+/**
+ * Plaintext bytes being compressed and sealed at once. Enough to keep every pool thread busy
+ * with a few chunks queued; the bound keeps a backup's memory independent of the tree's size.
+ */
+const ENCODE_BYTES_IN_FLIGHT = 12 * 1024 * 1024;
 
 export interface SaveOutcome {
   /** False when the blob was already in the repository or earlier in this run. */
@@ -24,12 +30,16 @@ export class BlobSaver {
   private readonly seen = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
   private uploadError: unknown = null;
+  private readonly encoding = new Set<Promise<unknown>>();
+  private encodingBytes = 0;
+  private readonly encodeSlots: (() => void)[] = [];
   /** Packs fully stored, ready to be listed in this run's index file. */
   readonly stored: IndexedPack[] = [];
 
   constructor(
     private readonly ctx: RepositoryContext,
     private readonly index: MasterIndex,
+    private readonly pool: BlobPool = sharedBlobPool(),
   ) {}
 
   /** Blobs that live only in packs a prune has condemned count as unknown: they are stored again. */
@@ -37,10 +47,24 @@ export class BlobSaver {
     return this.seen.has(id) || this.index.hasLive(id);
   }
 
+  /**
+   * Deduplicates and, for a new blob, encodes it on the pool and adds it to a pack. Callers may
+   * keep several saves in flight (a file's chunks are encoded in parallel); the blob is claimed
+   * for this run before the first await, so the same content is never encoded twice.
+   */
   async save(type: BlobType, plaintext: Buffer, id: string, tryCompress: boolean): Promise<SaveOutcome> {
     if (this.knows(id)) return { isNew: false, storedBytes: 0, compressed: false };
     this.seen.add(id);
-    const blob = encodeBlob(this.ctx.key, type, plaintext, id, tryCompress);
+    await this.reserve(plaintext.length);
+    const encoded = this.pool.encode(this.ctx.key, type, plaintext, id, tryCompress);
+    this.encoding.add(encoded);
+    let blob;
+    try {
+      blob = await encoded;
+    } finally {
+      this.encoding.delete(encoded);
+      this.release(plaintext.length);
+    }
     const writer = this.writers[type];
     writer.add(blob);
     if (writer.size >= this.ctx.config.packSize) await this.startUpload(writer, false);
@@ -49,16 +73,35 @@ export class BlobSaver {
 
   /** Stores the partly filled packs and waits for every upload. */
   async flush(): Promise<void> {
+    await this.settleEncoding();
     for (const writer of Object.values(this.writers)) {
       await this.startUpload(writer, true);
     }
     await this.drain();
   }
 
-  /** Waits for uploads already started (used on cancel, so no write is left running behind us). */
+  /** Waits for encodes and uploads already started (used on cancel, so no write is left running behind us). */
   async drain(): Promise<void> {
+    await this.settleEncoding();
     while (this.uploads.size > 0) await Promise.race(this.uploads);
     if (this.uploadError) throw this.uploadError;
+  }
+
+  private async settleEncoding(): Promise<void> {
+    while (this.encoding.size > 0) await Promise.allSettled([...this.encoding]);
+  }
+
+  /** Waits until `bytes` more plaintext may be in the pool (one blob always may, however big). */
+  private async reserve(bytes: number): Promise<void> {
+    while (this.encodingBytes > 0 && this.encodingBytes + bytes > ENCODE_BYTES_IN_FLIGHT) {
+      await new Promise<void>((resolve) => this.encodeSlots.push(resolve));
+    }
+    this.encodingBytes += bytes;
+  }
+
+  private release(bytes: number): void {
+    this.encodingBytes -= bytes;
+    for (const wake of this.encodeSlots.splice(0)) wake();
   }
 
   private async startUpload(writer: PackWriter, force: boolean): Promise<void> {

@@ -13,9 +13,9 @@ import {
 import { join, resolve } from 'node:path';
 import { CofferError } from '../../errors/coffer-error.js';
 import { throwIfCancelled } from '../cancellation.js';
-import { mapLimit } from '../concurrency.js';
+import { mapLimit, Slots } from '../concurrency.js';
 import type { IndexEntry, MasterIndex } from '../index/master-index.js';
-import { decodeBlob } from '../pack/blob-codec.js';
+import { sharedBlobPool } from '../parallel/blob-pool.js';
 import { packPath } from '../pack/pack-writer.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot } from '../snapshot/snapshot.js';
@@ -29,6 +29,8 @@ const MAX_RANGE_SIZE = 32 * 1024 * 1024;
 const PACK_CONCURRENCY = 2;
 /** File operations in flight: restores of many small files are bound by syscall latency, not bandwidth. */
 const FILE_CONCURRENCY = 16;
+/** Blobs of one pack range being decoded ahead of the writes (see restorePack). */
+const DECODES_IN_FLIGHT = 4;
 
 interface PlannedEntry {
   rel: string;
@@ -79,6 +81,9 @@ class Restorer {
   private readonly isRoot = process.geteuid?.() === 0;
   private readonly uid = process.geteuid?.() ?? -1;
   private readonly gid = process.getegid?.() ?? -1;
+  private readonly pool = sharedBlobPool();
+  /** File writes in flight across all packs being restored. */
+  private readonly writeSlots = new Slots(FILE_CONCURRENCY);
 
   constructor(
     private readonly ctx: RepositoryContext,
@@ -357,11 +362,49 @@ class Restorer {
         j++;
       }
       const range = await this.ctx.backend.load(packPath(packId), { offset: start, length: end - start });
-      for (const b of blobs.slice(i, j)) {
+      // Blobs are opened and decompressed on the pool, DECODES_IN_FLIGHT ahead of the writes,
+      // so every core decodes while this loop writes in pack order.
+      const group = blobs.slice(i, j);
+      const decoding: Promise<Buffer>[] = [];
+      const decodeNext = () => {
+        const b = group[decoding.length];
+        if (!b) return;
         const sealed = range.subarray(b.entry.offset - start, b.entry.offset - start + b.entry.length);
-        const plain = decodeBlob(this.ctx.key, sealed, b.entry, packId);
-        await mapLimit(b.targets, FILE_CONCURRENCY, (t) => this.writeAt(t, plain));
+        const p = this.pool.decode(this.ctx.key, sealed, b.entry, packId);
+        p.catch(() => undefined);
+        decoding.push(p);
+      };
+      for (let k = 0; k < DECODES_IN_FLIGHT; k++) decodeNext();
+      // Writes are not awaited blob by blob: with many small files, each blob is a whole file
+      // (create, write, metadata, close), and doing them one after the other left the disk
+      // idle between them. The shared semaphore bounds writes (and their buffers) in flight.
+      const writing: Promise<void>[] = [];
+      let failed: unknown = null;
+      try {
+        for (let k = 0; k < group.length && failed === null; k++) {
+          const plain = await decoding[k]!;
+          decodeNext();
+          for (const t of group[k]!.targets) {
+            await this.writeSlots.acquire();
+            if (failed !== null) {
+              this.writeSlots.release();
+              break;
+            }
+            const w = this.writeAt(t, plain).then(
+              () => this.writeSlots.release(),
+              (err: unknown) => {
+                this.writeSlots.release();
+                failed ??= err;
+              },
+            );
+            writing.push(w);
+          }
+        }
+      } finally {
+        await Promise.allSettled(decoding);
+        await Promise.all(writing);
       }
+      if (failed !== null) throw failed;
       i = j;
     }
   }

@@ -1,0 +1,96 @@
+/**
+ * The engine's worker-thread pool must be a drop-in for encoding and decoding on the calling
+ * thread: the same blobs (readable by the inline decoder and vice versa), the same catalog
+ * errors for damaged blobs, and a clear error for a bad thread count.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, describe, test } from 'node:test';
+import { isCofferError } from '../../src/errors/coffer-error.js';
+import { blobId, decodeBlob, encodeBlob } from '../../src/engine/pack/blob-codec.js';
+import { BlobPool, engineThreads } from '../../src/engine/parallel/blob-pool.js';
+
+const key = randomBytes(32);
+const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(20_000));
+const noise = randomBytes(300_000);
+
+describe('blob pool', () => {
+  const pool = new BlobPool(2);
+  after(() => pool.close());
+
+  test('encodes on threads what the inline decoder opens, and decodes what the inline encoder sealed', async () => {
+    for (const plain of [text, noise, text.subarray(1000, 9000)]) {
+      const id = blobId(plain);
+      const viaPool = await pool.encode(key, 'data', plain, id, true);
+      assert.equal(viaPool.id, id);
+      assert.equal(viaPool.uncompressedLength, plain.length);
+      assert.equal(viaPool.compressed, plain !== noise, 'text compresses, random bytes do not');
+      const ref = { id, compressed: viaPool.compressed, uncompressedLength: plain.length };
+      assert.ok(decodeBlob(key, viaPool.sealed, ref, 'p').equals(plain));
+
+      const inline = encodeBlob(key, 'data', plain, id, true);
+      const back = await pool.decode(key, inline.sealed, { ...ref, compressed: inline.compressed }, 'p');
+      assert.ok(back.equals(plain));
+    }
+  });
+
+  test('many requests in flight all come back to their callers', async () => {
+    const blobs = Array.from({ length: 40 }, (_, i) =>
+      Buffer.concat([text.subarray(0, 50_000 + i), Buffer.of(i)]),
+    );
+    const encoded = await Promise.all(blobs.map((b) => pool.encode(key, 'data', b, blobId(b), true)));
+    const decoded = await Promise.all(
+      encoded.map((e) =>
+        pool.decode(
+          key,
+          e.sealed,
+          { id: e.id, compressed: e.compressed, uncompressedLength: e.uncompressedLength },
+          'p',
+        ),
+      ),
+    );
+    decoded.forEach((d, i) => assert.ok(d.equals(blobs[i]!), `blob ${i}`));
+  });
+
+  test('a damaged blob fails on a thread with RepositoryCorrupt naming the blob and pack', async () => {
+    const id = blobId(text);
+    const e = await pool.encode(key, 'data', text, id, true);
+    const damaged = Buffer.from(e.sealed);
+    damaged[damaged.length >> 1]! ^= 0x01;
+    await assert.rejects(
+      pool.decode(key, damaged, { id, compressed: e.compressed, uncompressedLength: text.length }, 'pack-1'),
+      (err) =>
+        isCofferError(err, 'RepositoryCorrupt') &&
+        err.context.blobId === id &&
+        err.context.packId === 'pack-1',
+    );
+    // The thread survives a failed request.
+    const again = await pool.encode(key, 'data', text, id, true);
+    assert.equal(again.id, id);
+  });
+
+  test('with no threads everything runs inline', async () => {
+    const inline = new BlobPool(0);
+    const e = await inline.encode(key, 'data', text, blobId(text), true);
+    assert.ok(
+      decodeBlob(
+        key,
+        e.sealed,
+        { id: e.id, compressed: e.compressed, uncompressedLength: text.length },
+        'p',
+      ).equals(text),
+    );
+  });
+
+  test('COFFER_ENGINE_THREADS is validated', () => {
+    assert.equal(engineThreads({ COFFER_ENGINE_THREADS: '3' }), 3);
+    assert.equal(engineThreads({ COFFER_ENGINE_THREADS: '0' }), 0);
+    assert.ok(engineThreads({}) >= 1);
+    for (const bad of ['-1', 'two', '1.5', '9999']) {
+      assert.throws(
+        () => engineThreads({ COFFER_ENGINE_THREADS: bad }),
+        (err) => isCofferError(err, 'InvalidRequest'),
+      );
+    }
+  });
+});
