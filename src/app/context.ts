@@ -21,7 +21,11 @@ export interface AppContext {
 }
 
 export async function openApp(config: Config, clock: Clock = systemClock): Promise<AppContext> {
-  const catalog = await openCatalog({ home: config.home, databaseUrl: config.databaseUrl });
+  const catalog = await openCatalog({
+    home: config.home,
+    databaseUrl: config.databaseUrl,
+    poolSize: config.dbPoolSize,
+  });
   try {
     await migrate(catalog);
   } catch (err) {

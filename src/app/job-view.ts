@@ -3,6 +3,7 @@
  * scripts see the same field names everywhere.
  */
 import { describeTrigger, durationMs, progressPercent, type Job } from '../jobs/job.js';
+import { parseWorkerId } from './worker-registry.js';
 
 export interface JobJson {
   id: string;
@@ -33,6 +34,9 @@ export interface JobJson {
   bytesNew: number;
   bytesStored: number;
   worker: string | null;
+  /** Host and process id of the worker, from its id: where to look for its logs. */
+  workerHost: string | null;
+  workerPid: number | null;
   lease: { owner: string; expiresAt: string | null; fencingToken: number } | null;
   cancelRequestedAt: string | null;
   error: { code: string; message: string | null } | null;
@@ -78,6 +82,8 @@ export function jobJson(
     bytesNew: job.bytesNew,
     bytesStored: job.bytesStored,
     worker: job.workerId,
+    workerHost: parseWorkerId(job.workerId)?.host ?? null,
+    workerPid: parseWorkerId(job.workerId)?.pid ?? null,
     lease: job.leaseOwner
       ? { owner: job.leaseOwner, expiresAt: iso(job.leaseExpiresAt), fencingToken: job.fencingToken }
       : null,

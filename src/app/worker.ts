@@ -2,19 +2,31 @@
  * The worker pool: claims queued jobs from the catalog and runs them under a lease. Any
  * number of pools, in any number of processes sharing a catalog, may run at once: a claim is
  * one transaction, so a job is never run twice.
+ *
+ * Idle slots poll the catalog. On PostgreSQL they also listen for notices (catalog/notify.ts):
+ * a newly queued job wakes them at once, and a cancel notice makes the slot running that job
+ * heartbeat immediately, so the cancel is seen without waiting for the periodic heartbeat.
+ * While the listener is connected the poll is only a fallback (config.workerPollMs).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { CatalogNotice } from '../catalog/notify.js';
 import type { Job } from '../jobs/job.js';
 import { runJob, type RunOutcome } from '../jobs/runner.js';
 import type { Logger } from '../observability/logger.js';
 import type { AppContext } from './context.js';
 import { executorFor } from './executors.js';
+import { registerWorker } from './worker-registry.js';
+
+/** Idle poll when no notices arrive (SQLite, or the PostgreSQL listener is down). */
+export const POLL_WITHOUT_NOTICES_MS = 250;
 
 export interface WorkerOptions {
   concurrency: number;
   /** Exit once the queue is empty instead of waiting for more work. */
   drain: boolean;
+  /** Idle poll; by default 250 ms, or config.workerPollMs while PostgreSQL notices are heard. */
   pollMs?: number;
+  /** How the worker shows in the registry (`coffer worker list`); default `worker`. */
+  kind?: 'serve' | 'worker';
   /** Stops claiming; running jobs go on to their end. */
   signal: AbortSignal;
   logger?: Logger;
@@ -32,8 +44,36 @@ export function startWorkerPool(app: AppContext, opts: WorkerOptions): WorkerPoo
   const outcomes: RunOutcome[] = [];
   const running = new Map<string, Job>();
   const execute = executorFor(app);
+  const concurrency = Math.max(1, opts.concurrency);
+  const registration = registerWorker(app, {
+    kind: opts.kind ?? 'worker',
+    concurrency,
+    logger: opts.logger,
+  });
+  // Idle slots wait on `wake`; a notice (or the stop signal) resolves it for all of them.
+  let wakeUp: () => void = () => undefined;
+  let wake = new Promise<void>((r) => (wakeUp = r));
+  const wakeAll = () => {
+    const fire = wakeUp;
+    wake = new Promise<void>((r) => (wakeUp = r));
+    fire();
+  };
+  const checkNow = new Map<string, () => Promise<void>>();
+  const notices = app.catalog.notices;
+  const unsubscribe = notices?.subscribe((n: CatalogNotice) => {
+    if (n.kind === 'cancel') void checkNow.get(n.jobId)?.();
+    else wakeAll();
+  });
+  opts.signal.addEventListener('abort', wakeAll, { once: true });
+  const idle = async (ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([wake, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  };
+  const pollMs = () =>
+    opts.pollMs ?? (notices?.connected ? app.config.workerPollMs : POLL_WITHOUT_NOTICES_MS);
   const loop = async (slot: number): Promise<void> => {
-    const owner = opts.concurrency > 1 ? `${app.workerId}#${slot}` : app.workerId;
+    const owner = concurrency > 1 ? `${app.workerId}#${slot}` : app.workerId;
     while (!opts.signal.aborted) {
       let claimed;
       try {
@@ -41,12 +81,12 @@ export function startWorkerPool(app: AppContext, opts: WorkerOptions): WorkerPoo
       } catch (err) {
         // The catalog is unreachable (e.g. PostgreSQL restarting): wait and try again.
         opts.logger?.warn({ err, worker: owner }, 'claiming a job failed; retrying');
-        await sleep(1000, undefined, { signal: opts.signal }).catch(() => undefined);
+        await idle(1000);
         continue;
       }
       if (!claimed) {
         if (opts.drain) return;
-        await sleep(opts.pollMs ?? 250, undefined, { signal: opts.signal }).catch(() => undefined);
+        await idle(pollMs());
         continue;
       }
       const { job, lease } = claimed;
@@ -64,6 +104,7 @@ export function startWorkerPool(app: AppContext, opts: WorkerOptions): WorkerPoo
           store: app.store,
           clock: app.clock,
           leaseMs: app.config.leaseMs,
+          onStarted: (check) => checkNow.set(job.id, check),
         });
         outcomes.push(outcome);
         log?.info(
@@ -80,11 +121,14 @@ export function startWorkerPool(app: AppContext, opts: WorkerOptions): WorkerPoo
         log?.error({ err }, 'job could not be ended; its lease will expire');
       } finally {
         running.delete(job.id);
+        checkNow.delete(job.id);
       }
     }
   };
-  const done = Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, (_, i) => loop(i))).then(
-    () => outcomes,
-  );
+  const done = Promise.all(Array.from({ length: concurrency }, (_, i) => loop(i))).then(async () => {
+    unsubscribe?.();
+    await registration.stop();
+    return outcomes;
+  });
   return { done, running: () => [...running.values()] };
 }

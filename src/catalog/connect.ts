@@ -9,6 +9,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from
 import type pg from 'pg';
 import { CofferError } from '../errors/coffer-error.js';
 import { groupCommitWriter } from './group-commit.js';
+import { NOTIFY_CHANNEL, postgresNotices, type CatalogNotices } from './notify.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -23,15 +24,23 @@ export interface Catalog {
    * read-then-write sequences inside it are atomic across processes.
    */
   writeTx<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Job notices (LISTEN/NOTIFY) on PostgreSQL; null on SQLite, where workers poll. The listening
+   * connection is opened on the first subscription and is not part of the pool.
+   */
+  readonly notices: CatalogNotices | null;
   close(): Promise<void>;
 }
 
 export interface CatalogOptions {
   home: string;
   databaseUrl?: string | undefined;
-  /** PostgreSQL pool size per process. */
-  poolSize?: number;
+  /** PostgreSQL pool size per process (the notice listener uses one more connection). */
+  poolSize?: number | undefined;
 }
+
+/** Connections per process to PostgreSQL when neither --db-pool-size nor COFFER_DB_POOL_SIZE says. */
+export const DEFAULT_DB_POOL_SIZE = 10;
 
 /**
  * The pg driver, loaded only when a PostgreSQL catalog is opened: the embedded default never
@@ -57,7 +66,7 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
         },
       );
     }
-    return openPostgres(url, opts.poolSize ?? 10);
+    return openPostgres(url, opts.poolSize ?? DEFAULT_DB_POOL_SIZE);
   }
   return openSqlite(opts.home);
 }
@@ -89,6 +98,7 @@ function openSqlite(home: string): Catalog {
     // Concurrent write transactions share one COMMIT (see group-commit.ts); each still runs
     // alone under the write lock, taken up front with BEGIN IMMEDIATE.
     writeTx: groupCommitWriter(db),
+    notices: null,
     close: () => db.destroy(),
   };
 }
@@ -148,12 +158,19 @@ async function openPostgres(url: string, poolSize: number): Promise<Catalog> {
       },
     );
   }
+  const notices = postgresNotices(url, driver, async (payload) => {
+    await sql`select pg_notify(${NOTIFY_CHANNEL}, ${payload})`.execute(db);
+  });
   return {
     db,
     dialect: 'postgres',
     description: safeUrl,
     writeTx: (fn) => db.transaction().execute(fn),
-    close: () => db.destroy(),
+    notices,
+    close: async () => {
+      await notices.close();
+      await db.destroy();
+    },
   };
 }
 

@@ -233,6 +233,25 @@ const MIGRATIONS: Migration[] = [
         .execute();
     },
   },
+  {
+    name: '005_workers',
+    async up(typed) {
+      const db = typed as unknown as SchemaDb;
+      // The worker registry (app/worker-registry.ts): one row per running worker process.
+      await db.schema
+        .createTable('workers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('pid', 'bigint', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('concurrency', 'bigint', (c) => c.notNull())
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+        .addColumn('heartbeat_ms', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 ];
 
 export const MIGRATION_NAMES = MIGRATIONS.map((m) => m.name);

@@ -136,6 +136,21 @@ export interface SchemaMigrationTable {
   applied_at: number;
 }
 
+/** A worker process (a `coffer serve` pool or a `coffer worker`) that heartbeats while it runs. */
+export interface WorkerTable {
+  /** host:pid:start, the prefix of every lease owner it uses (`#slot` appended per slot). */
+  id: string;
+  host: string;
+  pid: number;
+  kind: string;
+  version: string;
+  concurrency: number;
+  started_at: number;
+  heartbeat_at: number;
+  /** How often it promised to heartbeat: it counts as lost after three missed beats. */
+  heartbeat_ms: number;
+}
+
 export interface Database {
   vaults: VaultTable;
   items: ItemTable;
@@ -147,4 +162,5 @@ export interface Database {
   policies: PolicyTable;
   schedule_cursors: ScheduleCursorTable;
   schema_migrations: SchemaMigrationTable;
+  workers: WorkerTable;
 }

@@ -157,6 +157,31 @@ export interface JobFilter {
   before?: string | undefined;
 }
 
+/** What a worker process tells the catalog about itself at every heartbeat. */
+export interface WorkerBeat {
+  id: string;
+  host: string;
+  pid: number;
+  kind: 'serve' | 'worker';
+  version: string;
+  concurrency: number;
+  startedAt: number;
+  heartbeatMs: number;
+}
+
+/** A registered worker process and the jobs its slots hold now. */
+export interface WorkerRecord extends WorkerBeat {
+  heartbeatAt: number;
+  /** live: heartbeating; lost: missed three heartbeats (killed, cut off, or hung). */
+  state: 'live' | 'lost';
+  jobs: Job[];
+}
+
+/** A worker that missed this many heartbeats is lost. */
+export const WORKER_MISSED_BEATS = 3;
+/** Lost workers stay listed (with --all) this long, then any worker's heartbeat deletes them. */
+export const WORKER_FORGET_MS = 24 * 3600_000;
+
 type Db = Kysely<Database>;
 const ADMISSION_ATTEMPTS = 5;
 /** Every column an admission writes, in the order of the prepared insert. */
@@ -516,6 +541,7 @@ export class CatalogStore implements JobStore {
           if (lease) await addEvent(trx, id, 'in_progress', now, `claimed by ${lease.owner}`);
           return inserted;
         });
+        if (!lease) this.catalog.notices?.publish({ kind: 'queued' });
         return { job: toJob(row), lease, reused: false };
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
@@ -766,6 +792,7 @@ export class CatalogStore implements JobStore {
 
   async requestCancel(jobId: string): Promise<Job> {
     const now = this.clock.now();
+    let running = false;
     await this.catalog.writeTx(async (trx) => {
       const job = await this.jobIn(trx, jobId);
       if (job.state === 'queued' || job.state === 'deferred') {
@@ -785,6 +812,7 @@ export class CatalogStore implements JobStore {
           .execute();
         await addEvent(trx, jobId, 'cancelled', now, `cancelled while ${job.state}`);
       } else if (job.state === 'in_progress') {
+        running = true;
         await trx
           .updateTable('jobs')
           .set({ state: 'cancelling', cancel_requested_at: now, updated_at: now })
@@ -805,6 +833,8 @@ export class CatalogStore implements JobStore {
         });
       }
     });
+    // The worker holding the job hears it now instead of at its next heartbeat.
+    if (running) this.catalog.notices?.publish({ kind: 'cancel', jobId });
     return this.getJob(jobId);
   }
 
@@ -875,6 +905,8 @@ export class CatalogStore implements JobStore {
         live ? 'force-released by operator; old worker fenced' : 'released by operator',
       );
     });
+    // A fenced worker learns at once that its lease is gone and stops.
+    this.catalog.notices?.publish({ kind: 'cancel', jobId });
     return this.getJob(jobId);
   }
 
@@ -904,6 +936,90 @@ export class CatalogStore implements JobStore {
     for (const r of reaped) await addEvent(trx, r.id, r.state, now, r.error_message);
     if (reaped.length) this.onReaped?.(reaped.length);
     return reaped.length;
+  }
+
+  // ---------------------------------------------------------------- worker registry
+
+  /**
+   * Registers or refreshes a worker process (an upsert, so a worker whose row was forgotten,
+   * e.g. after a long partition, reappears at its next beat), and forgets workers that have
+   * been silent for WORKER_FORGET_MS.
+   */
+  async workerHeartbeat(w: WorkerBeat): Promise<void> {
+    const now = this.clock.now();
+    const row = {
+      id: w.id,
+      host: w.host,
+      pid: w.pid,
+      kind: w.kind,
+      version: w.version,
+      concurrency: w.concurrency,
+      started_at: w.startedAt,
+      heartbeat_at: now,
+      heartbeat_ms: w.heartbeatMs,
+    };
+    await this.db
+      .insertInto('workers')
+      .values(row)
+      .onConflict((oc) =>
+        oc
+          .column('id')
+          .doUpdateSet({ heartbeat_at: now, heartbeat_ms: w.heartbeatMs, concurrency: w.concurrency }),
+      )
+      .execute();
+    await this.db
+      .deleteFrom('workers')
+      .where('heartbeat_at', '<', now - WORKER_FORGET_MS)
+      .execute();
+  }
+
+  /** A graceful shutdown removes the worker at once instead of leaving it to turn lost. */
+  async deregisterWorker(id: string): Promise<void> {
+    await this.db.deleteFrom('workers').where('id', '=', id).execute();
+  }
+
+  /** Registered workers, newest first, each with the jobs its slots hold (by lease owner). */
+  async listWorkers(opts: { includeLost: boolean }): Promise<WorkerRecord[]> {
+    const now = this.clock.now();
+    const [rows, held] = await Promise.all([
+      this.db.selectFrom('workers').selectAll().orderBy('started_at', 'desc').orderBy('id').execute(),
+      this.db
+        .selectFrom('jobs')
+        .selectAll()
+        .where('state', 'in', [...LEASED_STATES])
+        .where('lease_owner', 'is not', null)
+        .orderBy('id')
+        .execute(),
+    ]);
+    const byWorker = new Map<string, Job[]>();
+    for (const r of held) {
+      // A slot's owner is `<worker id>#<slot>`; a single-slot worker uses its id alone.
+      const owner = r.lease_owner!;
+      const hash = owner.lastIndexOf('#');
+      const id = hash < 0 ? owner : owner.slice(0, hash);
+      const list = byWorker.get(id) ?? [];
+      list.push(toJob(r));
+      byWorker.set(id, list);
+    }
+    const out: WorkerRecord[] = [];
+    for (const r of rows) {
+      const state = r.heartbeat_at + WORKER_MISSED_BEATS * r.heartbeat_ms >= now ? 'live' : 'lost';
+      if (state === 'lost' && !opts.includeLost) continue;
+      out.push({
+        id: r.id,
+        host: r.host,
+        pid: r.pid,
+        kind: r.kind === 'serve' ? 'serve' : 'worker',
+        version: r.version,
+        concurrency: r.concurrency,
+        startedAt: r.started_at,
+        heartbeatMs: r.heartbeat_ms,
+        heartbeatAt: r.heartbeat_at,
+        state,
+        jobs: byWorker.get(r.id) ?? [],
+      });
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- access
@@ -1175,6 +1291,8 @@ export class CatalogStore implements JobStore {
       alreadyDone: 0,
     };
     const now = this.clock.now();
+    /** Running scheduled jobs that cancel-running asked to stop, to notify after commit. */
+    const cancelling: string[] = [];
     // Statements are batched per chunk (one grouped compare-and-set per schedule, one
     // multi-row insert for the runs): 10,000 items sharing a due time fire in a few statements.
     for (let i = 0; i < steps.length; i += 500) {
@@ -1220,10 +1338,12 @@ export class CatalogStore implements JobStore {
         const fired = new Set(inserted.map((r) => r.item_id));
         for (const step of mine) {
           if (step.fire !== null && !fired.has(step.itemId))
-            await this.resolveConflict(trx, step, step.fire, now, out);
+            await this.resolveConflict(trx, step, step.fire, now, out, cancelling);
         }
       });
     }
+    if (out.fired) this.catalog.notices?.publish({ kind: 'queued' });
+    for (const jobId of cancelling) this.catalog.notices?.publish({ kind: 'cancel', jobId });
     return out;
   }
 
@@ -1314,6 +1434,7 @@ export class CatalogStore implements JobStore {
     due: number,
     now: number,
     out: ScheduleOutcome,
+    cancelling?: string[],
   ): Promise<void> {
     const base = scheduledRow(step, now);
     const id = newId('j', now);
@@ -1427,6 +1548,7 @@ export class CatalogStore implements JobStore {
             now,
             'cancelled by a newer scheduled run (cancel-running)',
           );
+          cancelling?.push(blocking.id);
         }
         out.cancelled++;
         // The newest due run is the one that should start: a run still waiting from an earlier
@@ -1478,6 +1600,7 @@ export class CatalogStore implements JobStore {
         if (!isUniqueViolation(err)) throw err;
       }
     }
+    if (promoted) this.catalog.notices?.publish({ kind: 'queued' });
     return promoted;
   }
 

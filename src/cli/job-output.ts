@@ -1,6 +1,7 @@
 /** How the CLI reports a job: summaries after a run, the detail view, and exit codes by end state. */
 import type { AppContext } from '../app/context.js';
 import { jobJson } from '../app/job-view.js';
+import { parseWorkerId } from '../app/worker-registry.js';
 import { CofferError } from '../errors/coffer-error.js';
 import { isErrorCode } from '../errors/codes.js';
 import { describeTrigger, durationMs, progressPercent, type Job } from '../jobs/job.js';
@@ -107,7 +108,7 @@ export function printJobDetail(
       'bytes',
       `scanned ${formatBytes(job.bytesScanned)}, new ${formatBytes(job.bytesNew)}, stored ${formatBytes(job.bytesStored)}`,
     ],
-    ['worker', job.workerId ?? '-'],
+    ['worker', workerLine(job.workerId)],
     [
       'lease',
       job.leaseOwner
@@ -127,4 +128,11 @@ export function printJobDetail(
       process.stdout.write(`  ${formatTime(e.at)}  ${e.state.padEnd(24)}${e.message ?? ''}\n`);
   }
   if (job.errorCode) process.stdout.write(`\nself-help: coffer explain ${job.errorCode}\n`);
+}
+
+/** The worker id, with where it ran spelled out: host and pid are what an operator greps logs by. */
+function workerLine(id: string | null): string {
+  if (!id) return '-';
+  const w = parseWorkerId(id);
+  return w ? `${id} (host ${w.host}, pid ${w.pid})` : id;
 }

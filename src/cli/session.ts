@@ -23,9 +23,15 @@ export function setGlobalOptions(g: GlobalOptions): void {
 }
 
 /** Runs a command body with an open app; always closes the catalog. */
-export async function withApp<T>(json: boolean | undefined, fn: (app: AppContext) => Promise<T>): Promise<T> {
+export async function withApp<T>(
+  json: boolean | undefined,
+  fn: (app: AppContext) => Promise<T>,
+  overrides: { dbPoolSize?: number | undefined } = {},
+): Promise<T> {
   jsonMode = json === true;
-  const app = await openApp(loadConfig(process.env, { passwordFile: globals.passwordFile }));
+  const app = await openApp(
+    loadConfig(process.env, { passwordFile: globals.passwordFile, dbPoolSize: overrides.dbPoolSize }),
+  );
   try {
     await app.store.reapIfExpired();
     return await fn(app);

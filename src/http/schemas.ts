@@ -90,6 +90,8 @@ export const Job = Type.Object(
     bytesNew: Type.Number(),
     bytesStored: Type.Number(),
     worker: Nullable(Type.String()),
+    workerHost: Nullable(Type.String({ description: 'host of the worker that ran the job' })),
+    workerPid: Nullable(Type.Integer({ description: 'process id of that worker on its host' })),
     lease: Type.Union([
       Type.Object({ owner: Type.String(), expiresAt: Nullable(Type.String()), fencingToken: Type.Number() }),
       Type.Null(),
@@ -104,6 +106,43 @@ export const Job = Type.Object(
     }),
   },
   { description: 'a backup, restore, prune, check or delete-data job' },
+);
+
+export const WorkerHeldJob = Type.Object({
+  id: Type.String(),
+  operation: Type.String({ enum: [...OPERATIONS] }),
+  state: Type.String({ enum: [...JOB_STATES] }),
+  item: Type.Union([Type.Object({ id: Type.String(), name: Nullable(Type.String()) }), Type.Null()]),
+  vault: Type.Object({ id: Type.String(), name: Nullable(Type.String()) }),
+  slot: Type.String({ description: 'the lease owner: the worker id, plus #slot when it runs several jobs' }),
+  leaseExpiresAt: Nullable(Type.String()),
+  startedAt: Nullable(Type.String()),
+  progressPercent: Nullable(Type.Number()),
+});
+
+export const Worker = Type.Object(
+  {
+    id: Type.String({ description: 'host:pid:start, the prefix of its lease owners' }),
+    host: Type.String(),
+    pid: Type.Integer(),
+    kind: Type.String({ enum: ['serve', 'worker'] }),
+    version: Type.String(),
+    concurrency: Type.Integer(),
+    startedAt: Type.String(),
+    heartbeatAt: Type.String(),
+    heartbeatSeconds: Type.Number(),
+    state: Type.String({
+      enum: ['live', 'lost'],
+      description: 'lost: missed three heartbeats (killed, cut off from the catalog, or hung)',
+    }),
+    jobs: Type.Array(WorkerHeldJob),
+  },
+  { description: 'a worker process registered in the catalog and the jobs it holds' },
+);
+
+export const WorkerListQuery = Type.Object(
+  { all: Type.Optional(Type.Boolean({ description: 'include lost workers', default: false })) },
+  { additionalProperties: false },
 );
 
 export const JobEvent = Type.Object({

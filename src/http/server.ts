@@ -20,6 +20,7 @@ import { resourceRoutes } from './routes/resources.js';
 import { serviceRoutes } from './routes/service.js';
 import { webRoutes } from './routes/web.js';
 import { whoamiRoutes } from './routes/whoami.js';
+import { workerRoutes } from './routes/workers.js';
 
 export interface ServerOptions {
   app: AppContext;
@@ -94,6 +95,7 @@ export async function buildServer(opts: ServerOptions): Promise<HttpServer> {
         { name: 'vaults', description: 'Encrypted backup stores' },
         { name: 'policies', description: 'Schedules, retention and overlap policies' },
         { name: 'insights', description: 'Warnings before conflicts happen' },
+        { name: 'workers', description: 'Worker processes and the jobs they hold' },
         { name: 'errors', description: 'The self-help catalog' },
         { name: 'access', description: 'API tokens and the audit log' },
         { name: 'service', description: 'Health, readiness and metrics' },
@@ -137,6 +139,7 @@ export async function buildServer(opts: ServerOptions): Promise<HttpServer> {
   serviceRoutes(api, deps);
   policyRoutes(api, deps);
   whoamiRoutes(api, auth);
+  workerRoutes(api, deps);
   webRoutes(api);
 
   return {

@@ -24,6 +24,8 @@ export class LeaseKeeper {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private beating = false;
+  /** A beat was asked for while one was in flight: run another right after it. */
+  private again = false;
   /** Until when we know the lease is ours: the last successful heartbeat plus the TTL. */
   private heldUntil: number;
   private stopReasonValue: StopReason | null = null;
@@ -64,7 +66,11 @@ export class LeaseKeeper {
       this.abort('lease-lost');
       return;
     }
-    if (this.beating) return;
+    if (this.beating) {
+      // The answer in flight may predate what the caller learned (e.g. a cancel notice).
+      this.again = true;
+      return;
+    }
     this.beating = true;
     try {
       const res = await this.opts.store.heartbeat(this.opts.lease, this.opts.progress(), this.opts.leaseMs);
@@ -78,6 +84,11 @@ export class LeaseKeeper {
       if (this.opts.clock.now() > this.heldUntil) this.abort('lease-lost');
     } finally {
       this.beating = false;
+    }
+    if (this.again) {
+      this.again = false;
+      // Not once the keeper was stopped: the job has ended and holds no lease to renew.
+      if (this.timer) await this.beat();
     }
   }
 

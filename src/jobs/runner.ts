@@ -42,6 +42,11 @@ export interface RunOptions {
   leaseMs: number;
   heartbeatMs?: number;
   onProgress?: (p: JobProgress) => void;
+  /**
+   * Handed a way to heartbeat now, for as long as the job runs: a worker that hears of a cancel
+   * (PostgreSQL notices) checks at once instead of at the next periodic heartbeat.
+   */
+  onStarted?: (checkNow: () => Promise<void>) => void;
 }
 
 export function emptyProgress(): JobProgress {
@@ -73,6 +78,7 @@ export async function runJob(
     progress: () => progress,
   });
   keeper.start();
+  opts.onStarted?.(() => keeper.beat());
   const ctx: ExecutionContext = {
     signal: keeper.signal,
     reportProgress(p) {

@@ -53,6 +53,7 @@ export async function runServer(app: AppContext, opts: ServeOptions, logger: Log
   const pool =
     opts.workers > 0
       ? startWorkerPool(app, {
+          kind: 'serve',
           concurrency: opts.workers,
           drain: false,
           signal: stopClaiming.signal,

@@ -76,6 +76,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -497,6 +501,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -921,6 +929,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -1339,6 +1351,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -1764,6 +1780,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -3486,6 +3506,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -3979,6 +4003,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -4477,6 +4505,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -4986,6 +5018,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -5491,6 +5527,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -6005,6 +6045,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -6948,6 +6992,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -7443,6 +7491,10 @@ export type paths = {
               bytesNew: number;
               bytesStored: number;
               worker: string | null;
+              /** @description host of the worker that ran the job */
+              workerHost: string | null;
+              /** @description process id of that worker on its host */
+              workerPid: number | null;
               lease: {
                 owner: string;
                 expiresAt: string | null;
@@ -12391,6 +12443,10 @@ export type paths = {
                 bytesNew: number;
                 bytesStored: number;
                 worker: string | null;
+                /** @description host of the worker that ran the job */
+                workerHost: string | null;
+                /** @description process id of that worker on its host */
+                workerPid: number | null;
                 lease: {
                   owner: string;
                   expiresAt: string | null;
@@ -12771,6 +12827,272 @@ export type paths = {
         };
         /** @description RFC 9457 problem details with the coffer error catalog entry */
         401: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError'
+                | 'StorageUnavailable';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+      };
+    };
+  };
+  '/api/v1/workers': {
+    /** Worker processes (coffer serve pools and coffer worker) that heartbeat into the catalog, with the jobs each holds; ?all=true adds lost ones */
+    get: {
+      parameters: {
+        query?: {
+          /** @description include lost workers */
+          all?: boolean;
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            'application/json': {
+              /** @description host:pid:start, the prefix of its lease owners */
+              id: string;
+              host: string;
+              pid: number;
+              /** @enum {string} */
+              kind: 'serve' | 'worker';
+              version: string;
+              concurrency: number;
+              startedAt: string;
+              heartbeatAt: string;
+              heartbeatSeconds: number;
+              /**
+               * @description lost: missed three heartbeats (killed, cut off from the catalog, or hung)
+               * @enum {string}
+               */
+              state: 'live' | 'lost';
+              jobs: {
+                id: string;
+                /** @enum {string} */
+                operation: 'backup' | 'restore' | 'prune' | 'check' | 'delete-data';
+                /** @enum {string} */
+                state:
+                  | 'queued'
+                  | 'in_progress'
+                  | 'cancelling'
+                  | 'completed'
+                  | 'completed_with_warnings'
+                  | 'failed'
+                  | 'cancelled'
+                  | 'skipped'
+                  | 'deferred';
+                item: {
+                  id: string;
+                  name: string | null;
+                } | null;
+                vault: {
+                  id: string;
+                  name: string | null;
+                };
+                /** @description the lease owner: the worker id, plus #slot when it runs several jobs */
+                slot: string;
+                leaseExpiresAt: string | null;
+                startedAt: string | null;
+                progressPercent: number | null;
+              }[];
+            }[];
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        400: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError'
+                | 'StorageUnavailable';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        401: {
+          content: {
+            'application/json': {
+              type: string;
+              title: string;
+              status: number;
+              detail: string;
+              /** @enum {string} */
+              code:
+                | 'UserErrorBackupOperationInProgress'
+                | 'WorkerLost'
+                | 'JobCancelled'
+                | 'VaultNotFound'
+                | 'VaultAlreadyExists'
+                | 'ItemNotFound'
+                | 'ItemAlreadyProtected'
+                | 'VaultPasswordInvalid'
+                | 'PasswordRequired'
+                | 'RepositoryCorrupt'
+                | 'StorageFull'
+                | 'SourceUnreadable'
+                | 'InvalidRequest'
+                | 'JobNotFound'
+                | 'JobNotCancellable'
+                | 'JobNotRetryable'
+                | 'JobLeaseActive'
+                | 'LeaseLost'
+                | 'PointNotFound'
+                | 'RestoreTargetInvalid'
+                | 'CatalogUnavailable'
+                | 'ScheduledRunMissed'
+                | 'PolicyNotFound'
+                | 'PolicyInUse'
+                | 'PruneInProgress'
+                | 'Unauthenticated'
+                | 'Forbidden'
+                | 'InternalError'
+                | 'StorageUnavailable';
+              recommendedSteps: string[];
+              docs: {
+                title: string;
+                href: string;
+              }[];
+              retryable: boolean;
+              instance?: string;
+              blockingJob?: {
+                id: string;
+                operation: string;
+                vaultId: string;
+                vaultName: string;
+                itemId: string;
+                itemName: string;
+                state: string;
+                createdAt: string;
+                startedAt: string | null;
+                progressPercent: number | null;
+                trigger: string;
+                leaseExpiresAt: string | null;
+                workerId: string | null;
+                etaSeconds: number | null;
+                [key: string]: unknown;
+              };
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with the coffer error catalog entry */
+        403: {
           content: {
             'application/json': {
               type: string;

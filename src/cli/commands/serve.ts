@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
+import { MAX_DB_POOL_SIZE } from '../../app/config.js';
 import { createLogger } from '../../observability/logger.js';
 import { parseDurationMs } from '../../scheduler/schedule.js';
 import { parsePositiveInt } from '../format.js';
@@ -27,6 +28,10 @@ export function registerServeCommand(program: Command): void {
       '1h',
     )
     .option(
+      '--db-pool-size <n>',
+      'PostgreSQL connections this process may open (default: COFFER_DB_POOL_SIZE, else 10)',
+    )
+    .option(
       '--grace-seconds <n>',
       'on SIGTERM, how long running jobs may take to finish before they are released',
       '30',
@@ -39,35 +44,44 @@ export function registerServeCommand(program: Command): void {
         graceSeconds: string;
         scheduler: boolean;
         pruneEvery: string;
+        dbPoolSize?: string;
       }) => {
         const port = opts.port === '0' ? 0 : parsePositiveInt(opts.port, '--port', 65_535);
         const workers = opts.workers === '0' ? 0 : parsePositiveInt(opts.workers, '--workers', 256);
         const graceMs = parsePositiveInt(opts.graceSeconds, '--grace-seconds', 86_400) * 1000;
         const autoPruneMs =
           opts.pruneEvery === '0' ? null : parseDurationMs(opts.pruneEvery, '--prune-every');
-        await withApp(false, async (app) => {
-          const logger = createLogger();
-          // Loaded here, not at start: the HTTP stack (Fastify, schemas, metrics) costs every
-          // other command tens of megabytes and milliseconds it never uses.
-          const { runServer } = await import('../../server/run-server.js');
-          const server = await runServer(
-            app,
-            { host: opts.host, port, workers, graceMs, scheduler: opts.scheduler, autoPruneMs },
-            logger,
-          );
-          process.stdout.write(
-            `coffer serve listening on ${server.address} (API docs: ${server.address}/docs)\n`,
-          );
-          await new Promise<void>((resolve) => {
-            let signals = 0;
-            const onSignal = (signal: string) => {
-              if (++signals > 1) process.exit(130);
-              void server.shutdown(signal).then(resolve);
-            };
-            process.on('SIGTERM', () => onSignal('SIGTERM'));
-            process.on('SIGINT', () => onSignal('SIGINT'));
-          });
-        });
+        const dbPoolSize =
+          opts.dbPoolSize === undefined
+            ? undefined
+            : parsePositiveInt(opts.dbPoolSize, '--db-pool-size', MAX_DB_POOL_SIZE);
+        await withApp(
+          false,
+          async (app) => {
+            const logger = createLogger();
+            // Loaded here, not at start: the HTTP stack (Fastify, schemas, metrics) costs every
+            // other command tens of megabytes and milliseconds it never uses.
+            const { runServer } = await import('../../server/run-server.js');
+            const server = await runServer(
+              app,
+              { host: opts.host, port, workers, graceMs, scheduler: opts.scheduler, autoPruneMs },
+              logger,
+            );
+            process.stdout.write(
+              `coffer serve listening on ${server.address} (API docs: ${server.address}/docs)\n`,
+            );
+            await new Promise<void>((resolve) => {
+              let signals = 0;
+              const onSignal = (signal: string) => {
+                if (++signals > 1) process.exit(130);
+                void server.shutdown(signal).then(resolve);
+              };
+              process.on('SIGTERM', () => onSignal('SIGTERM'));
+              process.on('SIGINT', () => onSignal('SIGINT'));
+            });
+          },
+          { dbPoolSize },
+        );
       },
     );
 }
