@@ -229,8 +229,8 @@ const articles: { [C in ErrorCode]: Omit<ErrorArticle, 'code'> } = {
     description:
       'Writing to the vault storage failed because the medium is out of space, and the job committed nothing.',
     recommendedSteps: [
-      'Free or add space where {vault|the vault} is stored ({path|its storage directory}), for example by growing the volume.',
-      'Retention and pruning are planned but not available yet, so a vault only grows. If the volume cannot grow, create a new vault on a larger medium (`coffer vault create NEW_VAULT --path NEW_DIR`) and move items to it with `coffer item move ITEM --vault NEW_VAULT`; the old vault keeps its recovery points for restores.',
+      'Free or add space where {vault|the vault} is stored ({location|its storage directory or bucket}), for example by growing the volume or raising the bucket quota.',
+      'Give the items retention rules (`coffer policy`) and free what they no longer keep with `coffer prune {vault|VAULT}` (`--dry-run` shows how much it would free). If the volume cannot grow, create a new vault on a larger medium (`coffer vault create NEW_VAULT --path NEW_DIR`) and move items to it with `coffer item move ITEM --vault NEW_VAULT`; the old vault keeps its recovery points for restores.',
       'Then check the vault is sound and start the job again: `coffer check {vault|VAULT}`, then `coffer job retry {jobId|JOB_ID}`.',
     ],
     docs: [doc.space, doc.verify],
