@@ -1,14 +1,17 @@
 /**
- * Admission over HTTP (SPEC §2 exclusivity rule, §4 HTTP API), against a real
- * `coffer serve --workers 0` child process:
+ * Admission over HTTP (SPEC §2 exclusivity rule, §4 HTTP API), against real
+ * `coffer serve --workers 0` child processes (--servers N share one catalog, as in a multi-node
+ * set-up; client processes are spread over them):
  *  (a) throughput: backup triggers at distinct items from K client processes, keep-alive
  *      connections, C requests in flight each; every one must be a 202;
  *  (b) storm: 1,000 triggers at one free item from several client processes released together;
- *      exactly one 202, 999 × 409 UserErrorBackupOperationInProgress naming that job.
+ *      exactly one 202, 999 × 409 UserErrorBackupOperationInProgress naming that job;
+ *  (c) the same 1,000 repeat triggers at another item as a stream, a few in flight per client.
  * Each measurement runs after an untimed warm-up round, for --rounds rounds; medians reported.
  *
  *   npm run build --silent && node dist/bench/http-admission.js [--pg] [--items 5000] [--rounds 3]
- *     [--clients 4] [--concurrency 16] [--storm 1000] [--storm-clients 4] [--cpu-prof DIR]
+ *     [--clients 4] [--concurrency 16] [--storm 1000] [--storm-clients 4] [--paced-concurrency 4]
+ *     [--servers 1] [--cpu-prof DIR]
  * PostgreSQL with --pg or COFFER_BENCH_DATABASE_URL (admin URL; a fresh database is created and dropped).
  */
 import { join } from 'node:path';
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     storm: { type: 'string', default: '1000' },
     'storm-clients': { type: 'string', default: '4' },
     'paced-concurrency': { type: 'string', default: '4' },
+    servers: { type: 'string', default: '1' },
     'cpu-prof': { type: 'string' },
   },
 });
@@ -49,6 +53,8 @@ const CONCURRENCY = Number(values.concurrency);
 const STORM = Number(values.storm);
 const STORM_CLIENTS = Number(values['storm-clients']);
 const PACED = Number(values['paced-concurrency']);
+/** `coffer serve` processes sharing the catalog; client c talks to server c mod SERVERS. */
+const SERVERS = Number(values.servers);
 const WARMUP_ITEMS = Math.min(ITEMS, 1000);
 
 const bc = await createBenchCatalog(values.pg);
@@ -64,8 +70,13 @@ try {
   log(`${bc.dialect}: ${names.length} items in ${((nowMs() - t0) / 1000).toFixed(1)} s`);
 
   const nodeArgs = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']] : [];
-  const server = await startServe(bc, ['--workers', '0'], nodeArgs);
-  log(`coffer serve at ${server.url} (logs: ${server.logFile})`);
+  const servers = await Promise.all(
+    Array.from({ length: SERVERS }, () => startServe(bc, ['--workers', '0'], nodeArgs)),
+  );
+  for (const s of servers) log(`coffer serve at ${s.url} (logs: ${s.logFile})`);
+  const urlFor = (client: number) => servers[client % SERVERS]!.url;
+  /** CPU time of every server process so far. */
+  const serversCpuMs = () => servers.reduce((sum, s) => sum + cpuMsOf(s.child.pid!), 0);
 
   const body = '{}';
   const rates: number[] = [];
@@ -78,7 +89,7 @@ try {
     const per = Math.ceil(STORM / STORM_CLIENTS);
     const stormTasks: LoadTask[] = Array.from({ length: STORM_CLIENTS }, (_, c) => ({
       mode: 'storm',
-      url: server.url,
+      url: urlFor(c),
       path: `/api/v1/items/${item}/backups`,
       count: Math.min(per, STORM - c * per),
       body,
@@ -111,25 +122,25 @@ try {
       const paths = spreadNames(round).map((n) => `/api/v1/items/${n}/backups`);
       const tasks: LoadTask[] = Array.from({ length: CLIENTS }, (_, c) => ({
         mode: 'spread',
-        url: server.url,
+        url: urlFor(c),
         paths: paths.filter((_, i) => i % CLIENTS === c),
         concurrency: CONCURRENCY,
         body,
       }));
-      const cpu0 = cpuMsOf(server.child.pid!);
+      const cpu0 = serversCpuMs();
       const spread = aggregate(await runLoad(tasks));
       if (spread.statuses['202'] !== paths.length)
         throw new Error(`${tag}: expected ${paths.length} × 202, got ${JSON.stringify(spread.statuses)}`);
       const rate = (spread.total / spread.wallMs) * 1000;
       const sp = percentiles(spread.latencies);
 
-      const spreadCpu = (cpuMsOf(server.child.pid!) - cpu0) / paths.length;
+      const spreadCpu = (serversCpuMs() - cpu0) / paths.length;
 
       // (b) the storm at one free item, all at once; (c) the same at another item with a few
       // requests in flight per client (a sustained stream of repeat triggers).
-      const cpu1 = cpuMsOf(server.child.pid!);
+      const cpu1 = serversCpuMs();
       const storm = await runStorm(`storm-${round}`, tag, undefined);
-      const stormCpu = (cpuMsOf(server.child.pid!) - cpu1) / STORM;
+      const stormCpu = (serversCpuMs() - cpu1) / STORM;
       const paced = await runStorm(`paced-${round}`, `${tag} (paced)`, PACED);
       const st = { ...percentiles(storm.latencies), wallMs: storm.wallMs };
       const pc = { ...percentiles(paced.latencies), wallMs: paced.wallMs };
@@ -146,14 +157,14 @@ try {
       cpus.push({ spread: spreadCpu, storm: stormCpu });
     }
   } finally {
-    await server.stop();
+    await Promise.all(servers.map((s) => s.stop()));
   }
 
   const target = bc.dialect === 'sqlite' ? '≤ 20 ms' : '≤ 40 ms';
   const cells = (xs: number[], f: (x: number) => string) => [...xs.map(f), f(median(xs))];
   const rounds = Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}`);
   console.log(
-    `\n### ${bc.dialect}: ${CLIENTS} clients × ${CONCURRENCY} in flight over ${ITEMS} distinct items; storm of ${STORM} from ${STORM_CLIENTS} clients\n`,
+    `\n### ${bc.dialect}, ${SERVERS} × coffer serve: ${CLIENTS} clients × ${CONCURRENCY} in flight over ${ITEMS} distinct items; storm of ${STORM} from ${STORM_CLIENTS} clients\n`,
   );
   console.log(
     table(
