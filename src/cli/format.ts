@@ -1,5 +1,6 @@
 /** Terminal formatting of sizes, times and tables, shared by every command. */
 import { CofferError } from '../errors/coffer-error.js';
+import { MAX_DB_POOL_SIZE } from '../app/config.js';
 
 export function formatBytes(n: number | null | undefined): string {
   if (n === null || n === undefined) return '-';
@@ -87,6 +88,11 @@ export function parseRate(value: string, field: string): number {
     (m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'
   ];
   return Math.round(Number(m[1]) * mult);
+}
+
+/** `--db-pool-size` of `serve` and `worker`; undefined leaves COFFER_DB_POOL_SIZE or the default. */
+export function parseDbPoolSize(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : parsePositiveInt(value, '--db-pool-size', MAX_DB_POOL_SIZE);
 }
 
 export function parsePositiveInt(value: string, field: string, max = 1_000_000): number {

@@ -2,11 +2,10 @@
 import type { Command } from 'commander';
 import { startWorkerPool } from '../../app/worker.js';
 import { listWorkersJson } from '../../app/worker-view.js';
-import { MAX_DB_POOL_SIZE } from '../../app/config.js';
 import { createLogger } from '../../observability/logger.js';
 import { ERROR_CODES, articleFor, formatArticle, isErrorCode } from '../../errors/index.js';
 import { CofferError } from '../../errors/coffer-error.js';
-import { formatTime, parsePositiveInt, printJson, table } from '../format.js';
+import { formatTime, parseDbPoolSize, parsePositiveInt, printJson, table } from '../format.js';
 import { withApp } from '../session.js';
 
 export function registerMiscCommands(program: Command, setExit: (code: number) => void): void {
@@ -44,10 +43,7 @@ export function registerMiscCommands(program: Command, setExit: (code: number) =
     )
     .action(async (opts: { concurrency: string; drain?: boolean; dbPoolSize?: string }) => {
       const concurrency = parsePositiveInt(opts.concurrency, '--concurrency', 64);
-      const dbPoolSize =
-        opts.dbPoolSize === undefined
-          ? undefined
-          : parsePositiveInt(opts.dbPoolSize, '--db-pool-size', MAX_DB_POOL_SIZE);
+      const dbPoolSize = parseDbPoolSize(opts.dbPoolSize);
       await withApp(
         false,
         async (app) => {

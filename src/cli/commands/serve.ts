@@ -1,9 +1,8 @@
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { MAX_DB_POOL_SIZE } from '../../app/config.js';
 import { createLogger } from '../../observability/logger.js';
 import { parseDurationMs } from '../../scheduler/schedule.js';
-import { parsePositiveInt } from '../format.js';
+import { parseDbPoolSize, parsePositiveInt } from '../format.js';
 import { withApp } from '../session.js';
 
 export function registerServeCommand(program: Command): void {
@@ -51,10 +50,7 @@ export function registerServeCommand(program: Command): void {
         const graceMs = parsePositiveInt(opts.graceSeconds, '--grace-seconds', 86_400) * 1000;
         const autoPruneMs =
           opts.pruneEvery === '0' ? null : parseDurationMs(opts.pruneEvery, '--prune-every');
-        const dbPoolSize =
-          opts.dbPoolSize === undefined
-            ? undefined
-            : parsePositiveInt(opts.dbPoolSize, '--db-pool-size', MAX_DB_POOL_SIZE);
+        const dbPoolSize = parseDbPoolSize(opts.dbPoolSize);
         await withApp(
           false,
           async (app) => {
