@@ -113,6 +113,15 @@ export async function buildDataset(
   return m;
 }
 
+/** Counts one regular file of a dataset in its manifest and in its source's summary. */
+function countFile(m: Manifest, summary: SourceSummary, rel: string, size: number): void {
+  m.files++;
+  m.bytes += size;
+  summary.files++;
+  summary.bytes += size;
+  m.regular.push({ path: rel, size });
+}
+
 function listTree(abs: string, rel: string, m: Manifest, summary: SourceSummary): void {
   const st = lstatSync(abs);
   if (st.isDirectory()) {
@@ -121,11 +130,7 @@ function listTree(abs: string, rel: string, m: Manifest, summary: SourceSummary)
   } else if (st.isSymbolicLink()) {
     m.symlinks++;
   } else if (st.isFile()) {
-    m.files++;
-    m.bytes += st.size;
-    summary.files++;
-    summary.bytes += st.size;
-    m.regular.push({ path: rel, size: st.size });
+    countFile(m, summary, rel, st.size);
   } else {
     m.skipped++;
   }
@@ -169,11 +174,7 @@ async function copyTree(
     }
     await chmod(dst, st.mode & 0o7777);
     await utimes(dst, st.atime, st.mtime);
-    m.files++;
-    m.bytes += st.size;
-    summary.files++;
-    summary.bytes += st.size;
-    m.regular.push({ path: rel, size: st.size });
+    countFile(m, summary, rel, st.size);
   } else {
     m.skipped++;
   }

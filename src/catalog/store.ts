@@ -799,14 +799,7 @@ export class CatalogStore implements JobStore {
         // Nobody holds a queued or waiting job, so nobody else has to acknowledge: it never starts.
         await trx
           .updateTable('jobs')
-          .set({
-            state: 'cancelled',
-            ended_at: now,
-            updated_at: now,
-            cancel_requested_at: now,
-            error_code: 'JobCancelled',
-            error_message: 'cancelled before it started',
-          })
+          .set(cancelledBeforeStart(now, 'cancelled before it started'))
           .where('id', '=', jobId)
           .where('state', '=', job.state)
           .execute();
@@ -1505,14 +1498,12 @@ export class CatalogStore implements JobStore {
     const replaceScheduled = async (state: 'queued' | 'deferred', id: string | null) => {
       const replaced = await trx
         .updateTable('jobs')
-        .set({
-          state: 'cancelled',
-          ended_at: now,
-          updated_at: now,
-          cancel_requested_at: now,
-          error_code: 'JobCancelled',
-          error_message: `replaced by the run due ${new Date(due).toISOString()} (overlap policy cancel-running)`,
-        })
+        .set(
+          cancelledBeforeStart(
+            now,
+            `replaced by the run due ${new Date(due).toISOString()} (overlap policy cancel-running)`,
+          ),
+        )
         .where('item_id', '=', step.itemId)
         .where('state', '=', state)
         .where('trigger', '=', 'schedule')
@@ -1722,6 +1713,18 @@ export class CatalogStore implements JobStore {
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
+}
+
+/** The row of a queued or waiting job ended by a cancel: nobody holds it, so it never starts. */
+function cancelledBeforeStart(now: number, message: string) {
+  return {
+    state: 'cancelled',
+    ended_at: now,
+    updated_at: now,
+    cancel_requested_at: now,
+    error_code: 'JobCancelled',
+    error_message: message,
+  } as const;
 }
 
 async function addEvent(

@@ -92,14 +92,11 @@ class Archiver {
     const saver = new BlobSaver(this.ctx, index);
     this.saver = saver;
     const summary = parent?.summary;
-    const scan = summary
-      ? Promise.resolve(
-          this.scanner.useEstimate(
-            summary.filesNew + summary.filesChanged + summary.filesUnmodified,
-            summary.bytesScanned,
-          ),
-        )
-      : this.scanner.run().catch(() => undefined);
+    if (summary) {
+      const files = summary.filesNew + summary.filesChanged + summary.filesUnmodified;
+      this.scanner.useEstimate(files, summary.bytesScanned);
+    }
+    const scan = summary ? Promise.resolve() : this.scanner.run().catch(() => undefined);
     this.phase = 'saving';
     try {
       const rootTreeId = await this.saveDir(this.root, '', parent?.rootTreeId ?? null);
