@@ -1,40 +1,64 @@
-import type { BigIntStats } from 'node:fs';
 import { constants as fsc } from 'node:fs';
-import { type FileHandle, lstat, open, readdir, readlink, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CofferError, isCofferError } from '../../errors/coffer-error.js';
 import { throwIfCancelled } from '../cancellation.js';
 import { mapLimit, Semaphore } from '../concurrency.js';
-import { StreamingChunker } from '../chunker/fastcdc.js';
 import { type MasterIndex, writeIndexFile } from '../index/master-index.js';
 import { blobId } from '../pack/blob-codec.js';
-import { BlobSaver } from '../repository/blob-saver.js';
+import { PART_BYTES, type ReadContext, type PartChunk, type ScannedEntry } from '../parallel/file-work.js';
+import { KnownBlobFilter } from '../parallel/known-filter.js';
+import { type BlobPool, sharedBlobPool } from '../parallel/blob-pool.js';
+import { BlobSaver, type SaveOutcome } from '../repository/blob-saver.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot, newSnapshotId, saveSnapshot, type Snapshot } from '../snapshot/snapshot.js';
-import { encodeTree, type TreeNode } from '../tree/tree.js';
+import { compareNames, encodeTree, type TreeNode } from '../tree/tree.js';
 import type { BackupOptions, BackupProgress, BackupResult, BackupStats } from './backup-types.js';
 import { ReadRateLimiter } from './rate-limiter.js';
 import { Scanner } from './scanner.js';
 
-/** 1 MiB reads amortise syscalls; with read-ahead at most two per open file are in memory. */
-const READ_SIZE = 1024 * 1024;
-/** Entries of one directory in flight at once (nested directories multiply this; readers bound it). */
-const ENTRY_CONCURRENCY = 4;
-/** Files open for reading at once: enough to hide per-file latency, few enough to bound memory. */
+/**
+ * Entries of one directory in flight at once (nested directories multiply this; the two
+ * semaphores below bound the reading). Enough to keep every pool thread fed with small files.
+ */
+const ENTRY_CONCURRENCY = 16;
+/** Large files being read at once (each holds at most one part, PART_BYTES, plus chunks in flight). */
 const FILE_READERS = 4;
+/**
+ * Small files being read and encoded on pool threads at once (each at most the chunker's
+ * minimum size, 512 KiB by default): a few per thread, so none waits for the main thread.
+ */
+const SMALL_FILES_IN_FLIGHT = 12;
 /** Chunks of one file being encoded at once (see readFile). */
 const CHUNKS_IN_FLIGHT = 4;
 
 /** An entry below the root that cannot be backed up; it is left out and the reason becomes a warning. */
 class SkippedEntry extends Error {}
 
+interface FileContent {
+  /** Data blob ids in file order. */
+  content: string[];
+  /** Bytes read, which is the file's size in the snapshot (it may have changed since lstat). */
+  bytes: number;
+}
+
 function errno(err: unknown): string {
   return (err as NodeJS.ErrnoException | null)?.code ?? String(err);
 }
 
-export async function runBackup(ctx: RepositoryContext, opts: BackupOptions): Promise<BackupResult> {
-  return new Archiver(ctx, opts).run();
+/** Test seams: parts a test may replace to reach paths real data almost never takes. */
+export interface ArchiverSeams {
+  /** Instead of the filter built from the index (e.g. one that wrongly claims chunks as known). */
+  knownBlobs?: KnownBlobFilter;
+}
+
+export async function runBackup(
+  ctx: RepositoryContext,
+  opts: BackupOptions,
+  seams: ArchiverSeams = {},
+): Promise<BackupResult> {
+  return new Archiver(ctx, opts, seams).run();
 }
 
 class Archiver {
@@ -43,6 +67,9 @@ class Archiver {
   private readonly limiter: ReadRateLimiter | null;
   private readonly scanner: Scanner;
   private readonly readers = new Semaphore(FILE_READERS);
+  private readonly smallFiles = new Semaphore(SMALL_FILES_IN_FLIGHT);
+  private readonly pool: BlobPool = sharedBlobPool();
+  private readContext: ReadContext | null = null;
   private saver: BlobSaver | null = null;
   private index: MasterIndex | null = null;
   private phase: BackupProgress['phase'] = 'scanning';
@@ -65,6 +92,7 @@ class Archiver {
   constructor(
     private readonly ctx: RepositoryContext,
     private readonly opts: BackupOptions,
+    private readonly seams: ArchiverSeams,
   ) {
     this.root = resolve(opts.sourcePath);
     this.signal = opts.signal;
@@ -79,7 +107,7 @@ class Archiver {
       );
     }
     this.limiter = limit ? new ReadRateLimiter(limit) : null;
-    this.scanner = new Scanner(this.root);
+    this.scanner = new Scanner(this.root, (dir) => this.pool.scanDir(dir));
   }
 
   async run(): Promise<BackupResult> {
@@ -89,7 +117,7 @@ class Archiver {
     const index = await this.ctx.loadIndex();
     this.index = index;
     const parent = await this.loadParent();
-    const saver = new BlobSaver(this.ctx, index);
+    const saver = new BlobSaver(this.ctx, index, this.pool);
     this.saver = saver;
     const summary = parent?.summary;
     if (summary) {
@@ -130,6 +158,7 @@ class Archiver {
     } finally {
       this.scanner.stop();
       await scan;
+      if (this.readContext) await this.pool.releaseContext(this.readContext);
     }
   }
 
@@ -203,35 +232,30 @@ class Archiver {
 
   /** Saves a directory's contents as a tree blob (children first) and returns its id. */
   private async saveDir(abs: string, rel: string, parentTreeId: string | null): Promise<string> {
-    let rawNames: Buffer[];
-    try {
-      rawNames = await readdir(abs, { encoding: 'buffer' });
-    } catch (err) {
+    // One request lists the directory and stats every entry on a pool thread (file-work.ts).
+    const [listing, parentNodes] = await Promise.all([
+      this.pool.scanDir(abs),
+      this.loadParentNodes(parentTreeId, rel),
+    ]);
+    if (listing.error !== null) {
       if (rel === '') {
-        throw new CofferError('SourceUnreadable', `the source ${abs} cannot be read (${errno(err)})`, {
+        throw new CofferError('SourceUnreadable', `the source ${abs} cannot be read (${listing.error})`, {
           path: abs,
         });
       }
-      throw new SkippedEntry(`directory unreadable (${errno(err)})`);
+      throw new SkippedEntry(`directory unreadable (${listing.error})`);
     }
     this.stats.dirs++;
-    const parentNodes = await this.loadParentNodes(parentTreeId, rel);
-    const names: string[] = [];
-    for (const raw of rawNames) {
-      const name = raw.toString('utf8');
-      // Such a name would come back different on restore; skipping it loudly beats restoring the wrong file.
-      if (!Buffer.from(name, 'utf8').equals(raw))
-        this.warn(`${rel}/${raw.toString('hex')}`, 'name is not valid UTF-8, skipped');
-      else names.push(name);
-    }
-    names.sort();
+    // Such a name would come back different on restore; skipping it loudly beats restoring the wrong file.
+    for (const hex of listing.invalidNames) this.warn(`${rel}/${hex}`, 'name is not valid UTF-8, skipped');
+    const entries = listing.entries.sort((a, b) => compareNames(a.name, b.name));
     // Entries are handled concurrently so small-file I/O overlaps; results keep name order, so
     // the tree (and its id) does not depend on timing.
-    const results = await mapLimit(names, ENTRY_CONCURRENCY, async (name) => {
+    const results = await mapLimit(entries, ENTRY_CONCURRENCY, async (entry) => {
       throwIfCancelled(this.signal, 'the backup');
-      const childRel = rel === '' ? name : `${rel}/${name}`;
+      const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;
       try {
-        return await this.saveEntry(join(abs, name), childRel, name, parentNodes.get(name));
+        return await this.saveEntry(join(abs, entry.name), childRel, entry, parentNodes.get(entry.name));
       } catch (err) {
         if (err instanceof SkippedEntry) {
           this.warn(childRel, err.message);
@@ -250,41 +274,32 @@ class Archiver {
   private async saveEntry(
     abs: string,
     rel: string,
-    name: string,
+    entry: ScannedEntry,
     prev: TreeNode | undefined,
   ): Promise<TreeNode> {
-    let st: BigIntStats;
-    try {
-      st = await lstat(abs, { bigint: true });
-    } catch (err) {
-      throw new SkippedEntry(`cannot stat (${errno(err)})`);
-    }
-    if (st.isDirectory()) {
+    if (entry.error?.stage === 'stat') throw new SkippedEntry(`cannot stat (${entry.error.errno})`);
+    if (entry.kind === 'dir') {
       const subtree = await this.saveDir(abs, rel, prev?.type === 'dir' ? (prev.subtree ?? null) : null);
-      return { ...metadata(name, 'dir', st), subtree };
+      return { ...metadata(entry, 'dir'), subtree };
     }
-    if (st.isSymbolicLink()) {
-      let linkTarget: string;
-      try {
-        linkTarget = await readlink(abs);
-      } catch (err) {
-        throw new SkippedEntry(`cannot read link (${errno(err)})`);
+    if (entry.kind === 'symlink') {
+      if (entry.linkTarget === undefined) {
+        throw new SkippedEntry(`cannot read link (${entry.error?.errno ?? 'unknown'})`);
       }
-      return { ...metadata(name, 'symlink', st), linkTarget };
+      return { ...metadata(entry, 'symlink'), linkTarget: entry.linkTarget };
     }
-    if (st.isFile()) return this.saveFileEntry(abs, rel, name, st, prev);
+    if (entry.kind === 'file') return this.saveFileEntry(abs, rel, entry, prev);
     throw new SkippedEntry('special file (device, socket or fifo) not backed up');
   }
 
   private async saveFileEntry(
     abs: string,
     rel: string,
-    name: string,
-    st: BigIntStats,
+    entry: ScannedEntry,
     prev: TreeNode | undefined,
   ): Promise<TreeNode> {
-    const node = metadata(name, 'file', st);
-    const size = Number(st.size);
+    const node = metadata(entry, 'file');
+    const size = entry.size;
     this.stats.bytesScanned += size;
     if (
       prev?.type === 'file' &&
@@ -300,7 +315,9 @@ class Archiver {
       this.emit(rel);
       return { ...node, content: prev.content };
     }
-    const { content, bytes } = await this.readers.use(() => this.readFile(abs, rel, st));
+    // Small files are many and quick, large ones few and long: each kind has its own bound.
+    const slots = size <= this.ctx.config.chunker.minSize ? this.smallFiles : this.readers;
+    const { content, bytes } = await slots.use(() => this.readFile(abs, rel, size));
     if (prev) this.stats.filesChanged++;
     else this.stats.filesNew++;
     this.filesDone++;
@@ -309,88 +326,118 @@ class Archiver {
     return { ...node, size: bytes, content };
   }
 
-  private async readFile(
-    abs: string,
-    rel: string,
-    st: BigIntStats,
-  ): Promise<{ content: string[]; bytes: number }> {
-    let fh: FileHandle;
-    try {
-      // O_NOFOLLOW: if the entry was swapped for a symlink since lstat, refuse rather than back up its target.
-      fh = await open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-    } catch (err) {
-      throw new SkippedEntry(`cannot open (${errno(err)})`);
-    }
-    const chunker = new StreamingChunker(this.ctx.gear, this.ctx.config.chunker);
+  /**
+   * Reads a file through the pool, part by part: a pool thread reads, chunks and hashes it (and
+   * encodes a small file's single chunk right there); new chunks of a large file come back as
+   * plaintext and are encoded on whichever thread is free, so one huge file still keeps every
+   * core busy. At most CHUNKS_IN_FLIGHT of a file's chunks are being encoded at once.
+   */
+  private async readFile(abs: string, rel: string, expected: number): Promise<FileContent> {
+    const file = this.pool.openFile(abs, this.fileContext(), expected);
+    const maxPart = this.limiter ? Math.min(PART_BYTES, this.limiter.burstBytes) : PART_BYTES;
     const content: string[] = [];
-    const expected = Number(st.size);
-    const maxRead = this.limiter ? Math.min(READ_SIZE, this.limiter.burstBytes) : READ_SIZE;
-    let position = 0;
-    let eof = false;
-    let tryCompress = true;
-    let decided = false;
-
-    const readNext = async (): Promise<Buffer | null> => {
-      if (eof) return null;
-      const want = Math.min(maxRead, Math.max(4096, expected - position + 1));
-      const buf = Buffer.allocUnsafe(want);
-      let n: number;
-      try {
-        n = (await fh.read(buf, 0, want, position)).bytesRead;
-      } catch (err) {
-        throw new SkippedEntry(`read failed at byte ${position} (${errno(err)})`);
-      }
-      position += n;
-      this.stats.bytesRead += n;
-      // A short read on a regular file means end of file; this saves a second syscall per small file.
-      if (n < want) eof = true;
-      if (this.limiter) await this.limiter.take(n, this.signal);
-      return n === 0 ? null : n === want ? buf : buf.subarray(0, n);
-    };
-
-    // A file's chunks are encoded in parallel (on the blob pool); at most CHUNKS_IN_FLIGHT of
-    // them at once, so one huge file keeps every thread busy without buffering the whole file.
     const inFlight: Promise<void>[] = [];
-    const saveChunk = async (chunk: Buffer): Promise<void> => {
-      throwIfCancelled(this.signal, 'the backup');
-      const id = blobId(chunk);
-      content.push(id);
-      const saving = this.saveBlob('data', chunk, id, tryCompress).then((outcome) => {
-        // The first chunk that is actually encoded decides for the rest of the file: media and
-        // archives are incompressible throughout, so later chunks skip the attempt.
-        if (outcome.isNew && !decided) {
-          decided = true;
-          tryCompress = outcome.compressed;
-        }
-        this.bytesDone += chunk.length;
-        this.emit(rel);
-      });
-      saving.catch(() => undefined);
-      inFlight.push(saving);
-      if (inFlight.length >= CHUNKS_IN_FLIGHT) await inFlight.shift();
-    };
-
-    let pending = readNext();
-    pending.catch(() => undefined);
+    const compression = { tryCompress: true, decided: false };
+    let position = 0;
     try {
       for (;;) {
-        const buf = await pending;
-        if (!buf) break;
         throwIfCancelled(this.signal, 'the backup');
-        // Read-ahead: the next read runs while this buffer is chunked, hashed and encrypted.
-        pending = readNext();
-        pending.catch(() => undefined);
-        for (const chunk of chunker.push(buf)) await saveChunk(chunk);
+        const part = await file.next(maxPart);
+        if (part.status === 'error') {
+          this.stats.bytesRead += part.position - position;
+          throw new SkippedEntry(
+            part.stage === 'open'
+              ? `cannot open (${part.errno})`
+              : `read failed at byte ${part.position} (${part.errno})`,
+          );
+        }
+        position += part.bytesRead;
+        this.stats.bytesRead += part.bytesRead;
+        for (const chunk of part.chunks) {
+          content.push(chunk.id);
+          const saving = this.saveChunk(abs, rel, chunk, compression);
+          saving.catch(() => undefined);
+          inFlight.push(saving);
+          if (inFlight.length >= CHUNKS_IN_FLIGHT) await inFlight.shift();
+        }
+        if (part.eof) break;
+        if (this.limiter) await this.limiter.take(part.bytesRead, this.signal);
       }
-      const last = chunker.finish();
-      if (last) await saveChunk(last);
       for (const saving of inFlight.splice(0)) await saving;
     } finally {
       await Promise.allSettled(inFlight);
-      await pending.catch(() => undefined);
-      await fh.close();
+      await file.close();
     }
     return { content, bytes: position };
+  }
+
+  private async saveChunk(
+    abs: string,
+    rel: string,
+    chunk: PartChunk,
+    compression: { tryCompress: boolean; decided: boolean },
+  ): Promise<void> {
+    const length = chunk.length;
+    if (chunk.kind === 'sealed') {
+      const blob = {
+        id: chunk.id,
+        type: 'data' as const,
+        sealed: chunk.sealed,
+        compressed: chunk.compressed,
+      };
+      this.countSaved(length, await this.saver!.saveEncoded({ ...blob, uncompressedLength: length }));
+    } else if (chunk.kind === 'plain' || !this.saver!.knows(chunk.id)) {
+      // A "known" chunk the repository does not have means the filter's 64 bits matched another
+      // blob: the bytes are read again here and stored like any new chunk.
+      const data = chunk.kind === 'plain' ? chunk.data : await this.rereadChunk(abs, chunk);
+      const outcome = await this.saver!.save('data', data, chunk.id, compression.tryCompress, true);
+      this.countSaved(length, outcome);
+      // The first chunk that is actually encoded decides for the rest of the file: media and
+      // archives are incompressible throughout, so later chunks skip the attempt.
+      if (outcome.isNew && !compression.decided) {
+        compression.decided = true;
+        compression.tryCompress = outcome.compressed;
+      }
+    }
+    this.bytesDone += length;
+    this.emit(rel);
+  }
+
+  private async rereadChunk(abs: string, chunk: PartChunk): Promise<Buffer> {
+    const data = Buffer.allocUnsafeSlow(chunk.length);
+    let n = 0;
+    try {
+      const fh = await open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+      try {
+        while (n < chunk.length) {
+          const r = await fh.read(data, n, chunk.length - n, chunk.offset + n);
+          if (r.bytesRead === 0) break;
+          n += r.bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      throw new SkippedEntry(`read failed at byte ${chunk.offset + n} (${errno(err)})`);
+    }
+    if (n !== chunk.length || blobId(data) !== chunk.id) throw new SkippedEntry('changed while it was read');
+    return data;
+  }
+
+  /** What pool threads need to read this repository's files; the known-blob filter is built once. */
+  private fileContext(): ReadContext {
+    if (!this.readContext) {
+      const index = this.index!;
+      const gear = new Int32Array(new SharedArrayBuffer(this.ctx.gear.byteLength));
+      gear.set(this.ctx.gear);
+      this.readContext = {
+        key: this.ctx.key,
+        gear,
+        chunker: this.ctx.config.chunker,
+        known: (this.seams.knownBlobs ?? KnownBlobFilter.build(index.liveIds(), index.blobCount)).table,
+      };
+    }
+    return this.readContext;
   }
 
   private async saveBlob(
@@ -400,25 +447,28 @@ class Archiver {
     tryCompress: boolean,
   ): Promise<{ isNew: boolean; compressed: boolean }> {
     const outcome = await this.saver!.save(type, bytes, id, tryCompress);
-    if (outcome.isNew) {
-      this.stats.blobsNew++;
-      this.stats.bytesNew += bytes.length;
-      this.stats.bytesStored += outcome.storedBytes;
-    }
+    this.countSaved(bytes.length, outcome);
     return outcome;
+  }
+
+  private countSaved(plaintextBytes: number, outcome: SaveOutcome): void {
+    if (!outcome.isNew) return;
+    this.stats.blobsNew++;
+    this.stats.bytesNew += plaintextBytes;
+    this.stats.bytesStored += outcome.storedBytes;
   }
 }
 
-function metadata(name: string, type: TreeNode['type'], st: BigIntStats): TreeNode {
+function metadata(entry: ScannedEntry, type: TreeNode['type']): TreeNode {
   return {
-    name,
+    name: entry.name,
     type,
-    mode: Number(st.mode & 0o7777n),
-    mtimeNs: st.mtimeNs.toString(),
-    ctimeNs: st.ctimeNs.toString(),
-    size: type === 'file' ? Number(st.size) : 0,
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    inode: st.ino.toString(),
+    mode: entry.mode,
+    mtimeNs: entry.mtimeNs,
+    ctimeNs: entry.ctimeNs,
+    size: entry.size,
+    uid: entry.uid,
+    gid: entry.gid,
+    inode: entry.inode,
   };
 }

@@ -1,9 +1,11 @@
-import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ScannedDir } from '../parallel/file-work.js';
 
 /**
- * Stat-only walk of the source that runs alongside the backup so progress can show a percentage
- * and an ETA. Errors are ignored here: the archiver reports them when it reaches the entry.
+ * Stat-only walk of the source that runs alongside a first backup so progress can show a
+ * percentage and an ETA. It lists directories the way the archiver does (one pool request per
+ * directory) and keeps only the running totals. Errors are ignored here: the archiver reports
+ * them when it reaches the entry.
  */
 export class Scanner {
   filesTotal = 0;
@@ -11,7 +13,10 @@ export class Scanner {
   done = false;
   private stopped = false;
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly scanDir: (path: string) => Promise<ScannedDir>,
+  ) {}
 
   stop(): void {
     this.stopped = true;
@@ -37,26 +42,16 @@ export class Scanner {
   }
 
   private async walk(dir: string): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (this.stopped) return;
-      const path = join(dir, e.name);
-      if (e.isDirectory()) {
-        await this.walk(path);
-      } else if (e.isFile()) {
-        try {
-          const st = await lstat(path);
-          this.filesTotal++;
-          this.bytesTotal += st.size;
-        } catch {
-          /* vanished or unreadable: the archiver will warn */
-        }
+    if (this.stopped) return;
+    const listing = await this.scanDir(dir);
+    for (const e of listing.entries) {
+      if (e.kind === 'file') {
+        this.filesTotal++;
+        this.bytesTotal += e.size;
       }
+    }
+    for (const e of listing.entries) {
+      if (e.kind === 'dir') await this.walk(join(dir, e.name));
     }
   }
 }

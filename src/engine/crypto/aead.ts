@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 
 /** Length of an AES-256 key. The master key and every key-encryption key have this size. */
 export const KEY_LENGTH = 32;
@@ -8,13 +8,32 @@ const TAG_LENGTH = 16;
 export const SEAL_OVERHEAD = NONCE_LENGTH + TAG_LENGTH;
 
 /**
+ * Random bytes for nonces, drawn from the CSPRNG in batches: one call per blob cost about 18 µs,
+ * a noticeable share of backing up many small files. Each nonce is used once and never reused.
+ */
+const nonceBatch = Buffer.allocUnsafeSlow(NONCE_LENGTH * 1024);
+let nonceNext = nonceBatch.length;
+
+function nextNonce(): Buffer {
+  if (nonceNext === nonceBatch.length) {
+    randomFillSync(nonceBatch);
+    nonceNext = 0;
+  }
+  const nonce = nonceBatch.subarray(nonceNext, nonceNext + NONCE_LENGTH);
+  nonceNext += NONCE_LENGTH;
+  return nonce;
+}
+
+/**
  * Encrypts with AES-256-GCM under a fresh random 96-bit nonce; output is nonce || ciphertext || tag.
  * Random nonces are safe here because one key seals far fewer than 2^32 objects in practice.
+ * The output has an ArrayBuffer of its own (never Node's shared pool), so it can be handed to
+ * another thread without a copy.
  */
 export function seal(key: Uint8Array, plaintext: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE_LENGTH);
+  const nonce = nextNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  const out = Buffer.allocUnsafe(NONCE_LENGTH + plaintext.length + TAG_LENGTH);
+  const out = Buffer.allocUnsafeSlow(NONCE_LENGTH + plaintext.length + TAG_LENGTH);
   nonce.copy(out, 0);
   let written = NONCE_LENGTH;
   written += cipher.update(plaintext).copy(out, written);

@@ -63,6 +63,11 @@ export class MasterIndex {
     return e !== undefined && !this.condemned.has(e.packId);
   }
 
+  /** Ids of the blobs that have a live copy (see hasLive). */
+  *liveIds(): IterableIterator<string> {
+    for (const [id, e] of this.blobs) if (!this.condemned.has(e.packId)) yield id;
+  }
+
   get blobCount(): number {
     return this.blobs.size;
   }

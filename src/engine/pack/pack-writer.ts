@@ -7,15 +7,45 @@ export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 
 export interface FinishedPack {
   id: string;
+  /** The whole pack; a view of the writer's buffer, valid until it is given back (see PackBuffers). */
   bytes: Buffer;
   blobs: PackedBlob[];
 }
 
-/** Accumulates sealed blobs in memory until the pack is big enough to store. */
+/**
+ * Pack-sized buffers kept for reuse. Why: a pack's blobs used to be kept as they came (thousands
+ * of small buffers per pack) and joined at the end. They lived long enough to reach V8's old
+ * generation, where their memory is freed only by a full collection, so a backup's RSS held
+ * several packs' worth of dead buffers. Copying each sealed blob into one reused buffer lets the
+ * blob die young and keeps pack memory at (packs in flight) × (pack size), whatever the tree.
+ */
+export class PackBuffers {
+  private readonly free: Buffer[] = [];
+
+  constructor(private readonly keep: number) {}
+
+  take(minBytes: number): Buffer {
+    const i = this.free.findIndex((b) => b.length >= minBytes);
+    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    return Buffer.allocUnsafeSlow(minBytes);
+  }
+
+  give(buf: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(buf);
+  }
+}
+
+/** Accumulates sealed blobs in one buffer until the pack is big enough to store. */
 export class PackWriter {
-  private parts: Buffer[] = [];
+  private buf: Buffer | null = null;
   private blobs: PackedBlob[] = [];
   private offset = 0;
+
+  /** `capacity` is the usual pack size; a pack that outgrows it moves to a bigger buffer. */
+  constructor(
+    private readonly capacity: number,
+    private readonly buffers: PackBuffers = new PackBuffers(0),
+  ) {}
 
   get size(): number {
     return this.offset;
@@ -26,26 +56,46 @@ export class PackWriter {
   }
 
   add(blob: EncodedBlob): void {
-    this.parts.push(blob.sealed);
+    const sealed = blob.sealed;
+    this.reserve(sealed.length);
+    sealed.copy(this.buf!, this.offset);
     this.blobs.push({
       id: blob.id,
       type: blob.type,
       offset: this.offset,
-      length: blob.sealed.length,
+      length: sealed.length,
       uncompressedLength: blob.uncompressedLength,
       compressed: blob.compressed,
     });
-    this.offset += blob.sealed.length;
+    this.offset += sealed.length;
   }
 
-  finish(key: Buffer): FinishedPack {
-    this.parts.push(encodePackHeader(key, this.blobs));
-    const bytes = Buffer.concat(this.parts);
-    const result = { id: createHash('sha256').update(bytes).digest('hex'), bytes, blobs: this.blobs };
-    this.parts = [];
+  /**
+   * Appends the header and hands the pack over with its buffer; the caller gives the buffer back
+   * (PackBuffers.give) once the pack is stored. The writer starts a new buffer for the next pack.
+   */
+  finish(key: Buffer): FinishedPack & { buffer: Buffer } {
+    const header = encodePackHeader(key, this.blobs);
+    this.reserve(header.length);
+    header.copy(this.buf!, this.offset);
+    const buffer = this.buf!;
+    const bytes = buffer.subarray(0, this.offset + header.length);
+    const result = { id: createHash('sha256').update(bytes).digest('hex'), bytes, blobs: this.blobs, buffer };
+    this.buf = null;
     this.blobs = [];
     this.offset = 0;
     return result;
+  }
+
+  private reserve(bytes: number): void {
+    const need = this.offset + bytes;
+    if (this.buf && need <= this.buf.length) return;
+    const next = this.buffers.take(Math.max(need, this.capacity + 64 * 1024));
+    if (this.buf) {
+      this.buf.copy(next, 0, 0, this.offset);
+      this.buffers.give(this.buf);
+    }
+    this.buf = next;
   }
 }
 

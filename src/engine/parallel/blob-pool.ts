@@ -3,6 +3,8 @@
  * of new blobs on backup, opening, decompressing and hash-checking them on restore. Profiling
  * put compression alone at about two thirds of a backup's CPU time on one core; spreading it
  * over the machine's cores is the largest single speed-up the engine has (docs/backup-performance.md).
+ * The threads also list directories and read small files for backups (file-work.ts), which
+ * spares the main thread most of its file-system round trips.
  *
  * One pool serves the whole process (a server runs several jobs at once): threads start on
  * first use and are unref'd while idle so they never keep a finished command alive.
@@ -12,7 +14,15 @@ import { Worker } from 'node:worker_threads';
 import { CofferError } from '../../errors/coffer-error.js';
 import { isErrorCode } from '../../errors/codes.js';
 import { type BlobRef, type BlobType, decodeBlob, encodeBlob, type EncodedBlob } from '../pack/blob-codec.js';
-import type { PoolReply, PoolRequest } from './pool-messages.js';
+import {
+  type FilePartOutcome,
+  FileSession,
+  type ReadContext,
+  type ScannedDir,
+  scanDirectory,
+} from './file-work.js';
+import type { PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
+import { ownBuffer, partFromWire } from './transfer.js';
 
 /**
  * Blobs smaller than this are encoded on the calling thread: posting them to a worker and back
@@ -20,11 +30,17 @@ import type { PoolReply, PoolRequest } from './pool-messages.js';
  */
 const INLINE_BELOW = 4 * 1024;
 
-type Pending = { resolve: (r: PoolReply & { ok: true }) => void; reject: (e: unknown) => void };
+/** See spawn(). */
+const YOUNG_GENERATION_MB = 4;
 
-interface PoolThread {
+type Pending = { resolve: (r: PoolResult) => void; reject: (e: unknown) => void };
+
+/** @internal */
+export interface PoolThread {
   worker: Worker;
   inFlight: number;
+  /** Read contexts this thread has been sent. */
+  contexts: Set<number>;
 }
 
 /** Threads the pool uses: COFFER_ENGINE_THREADS, else one per core (0 = everything inline). */
@@ -46,31 +62,98 @@ export function engineThreads(env: NodeJS.ProcessEnv = process.env): number {
 export class BlobPool {
   private readonly threads: PoolThread[] = [];
   private readonly pending = new Map<number, Pending & { thread: PoolThread }>();
+  private readonly contextIds = new WeakMap<ReadContext, number>();
   private seq = 0;
 
   constructor(private readonly size: number) {}
 
   /** Compresses (when worthwhile) and seals a blob; same result as encodeBlob. */
+  /**
+   * Compresses (when worthwhile) and seals a blob; same result as encodeBlob. With `give`, the
+   * caller hands the plaintext over: when it is a whole ArrayBuffer it moves to the thread
+   * without a copy, and the caller must not use it afterwards.
+   */
   async encode(
     key: Buffer,
     type: BlobType,
     plaintext: Buffer,
     id: string,
     tryCompress: boolean,
+    give = false,
   ): Promise<EncodedBlob> {
-    if (this.size === 0 || plaintext.length < INLINE_BELOW)
-      return encodeBlob(key, type, plaintext, id, tryCompress);
-    // A copy the worker can own: the caller's buffer is often a slice of a larger read buffer.
-    const data = copyOut(plaintext);
+    const length = plaintext.length;
+    if (this.size === 0 || length < INLINE_BELOW) return encodeBlob(key, type, plaintext, id, tryCompress);
+    // Otherwise a copy the worker can own: the caller's buffer may be a slice of a larger one.
+    const data = give ? ownBuffer(plaintext) : copyOut(plaintext);
     const seq = ++this.seq;
-    const reply = await this.post({ op: 'encode', seq, key, type, id, tryCompress, data }, data);
+    const reply = await this.post(
+      { op: 'encode', seq, key, type, id, tryCompress, data },
+      [data],
+      this.pick(),
+    );
+    if (reply.kind !== 'blob') throw new Error(`blob pool: ${reply.kind} reply to an encode`);
     return {
       id,
       type,
       sealed: Buffer.from(reply.data),
       compressed: reply.compressed,
-      uncompressedLength: plaintext.length,
+      uncompressedLength: length,
     };
+  }
+
+  /** Lists a directory and lstats its entries (file-work.ts scanDirectory). */
+  async scanDir(path: string): Promise<ScannedDir> {
+    if (this.size === 0) return scanDirectory(path);
+    const reply = await this.post({ op: 'scan', seq: ++this.seq, path }, [], this.pick());
+    if (reply.kind !== 'scan') throw new Error(`blob pool: ${reply.kind} reply to a scan`);
+    return reply.dir;
+  }
+
+  /**
+   * A source file to read part by part on one thread (file-work.ts FileSession). The first
+   * `next` opens it; the file closes at end of file, on an error, or with `close`.
+   */
+  openFile(path: string, context: ReadContext, expectedSize: number): PooledFile {
+    if (this.size === 0) return new InlineFile(path, context, expectedSize);
+    return new ThreadFile(this, path, context, expectedSize);
+  }
+
+  /** Number of a read context; threads are sent its data once and keep it until released. */
+  contextId(context: ReadContext): number {
+    let id = this.contextIds.get(context);
+    if (id === undefined) {
+      id = ++this.seq;
+      this.contextIds.set(context, id);
+    }
+    return id;
+  }
+
+  /** Makes every thread drop a context (the backup that used it is over). */
+  async releaseContext(context: ReadContext): Promise<void> {
+    const id = this.contextIds.get(context);
+    if (id === undefined) return;
+    this.contextIds.delete(context);
+    const replies: Promise<PoolResult>[] = [];
+    for (const t of this.threads) {
+      if (!t.contexts.delete(id)) continue;
+      replies.push(this.post({ op: 'context-release', seq: ++this.seq, context: id }, [], t));
+    }
+    await Promise.allSettled(replies);
+  }
+
+  /** @internal used by ThreadFile */
+  request(req: PoolRequest, thread: PoolThread): { thread: PoolThread; reply: Promise<PoolResult> } {
+    return { thread, reply: this.post(req, [], thread) };
+  }
+
+  /** @internal used by ThreadFile */
+  pickThread(): PoolThread {
+    return this.pick();
+  }
+
+  /** @internal */
+  nextSeq(): number {
+    return ++this.seq;
   }
 
   /** Opens, decompresses and verifies a sealed blob; same result and errors as decodeBlob. */
@@ -78,7 +161,8 @@ export class BlobPool {
     if (this.size === 0 || sealed.length < INLINE_BELOW) return decodeBlob(key, sealed, ref, packId);
     const data = copyOut(sealed);
     const seq = ++this.seq;
-    const reply = await this.post({ op: 'decode', seq, key, ref, packId, data }, data);
+    const reply = await this.post({ op: 'decode', seq, key, ref, packId, data }, [data], this.pick());
+    if (reply.kind !== 'blob') throw new Error(`blob pool: ${reply.kind} reply to a decode`);
     return Buffer.from(reply.data);
   }
 
@@ -88,13 +172,12 @@ export class BlobPool {
     await Promise.all(threads.map((t) => t.worker.terminate()));
   }
 
-  private post(req: PoolRequest, transfer: ArrayBuffer): Promise<PoolReply & { ok: true }> {
-    const thread = this.pick();
+  private post(req: PoolRequest, transfer: ArrayBuffer[], thread: PoolThread): Promise<PoolResult> {
     thread.inFlight++;
     if (thread.inFlight === 1) thread.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(req.seq, { resolve, reject, thread });
-      thread.worker.postMessage(req, [transfer]);
+      thread.worker.postMessage(req, transfer);
     });
   }
 
@@ -107,8 +190,12 @@ export class BlobPool {
   }
 
   private spawn(): PoolThread {
-    const worker = new Worker(new URL('./encode-worker.js', import.meta.url));
-    const thread: PoolThread = { worker, inFlight: 0 };
+    // A small young generation: a thread's garbage is short-lived message payloads, and V8's
+    // default (up to 48 MiB per thread) showed up as tens of MB of peak RSS per backup.
+    const worker = new Worker(new URL('./encode-worker.js', import.meta.url), {
+      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
+    });
+    const thread: PoolThread = { worker, inFlight: 0, contexts: new Set() };
     worker.unref();
     worker.on('message', (reply: PoolReply) => {
       const p = this.pending.get(reply.seq);
@@ -116,7 +203,7 @@ export class BlobPool {
       this.pending.delete(reply.seq);
       thread.inFlight--;
       if (thread.inFlight === 0) worker.unref();
-      if (reply.ok) p.resolve(reply);
+      if (reply.ok) p.resolve(reply.result);
       else p.reject(rebuildError(reply.error));
     });
     const fail = (err: Error) => {
@@ -158,6 +245,103 @@ function rebuildError(info: {
   const err = new Error(info.message);
   err.name = info.name;
   return err;
+}
+
+/** A file being read for a backup, part by part (see BlobPool.openFile). */
+export interface PooledFile {
+  /** Reads the next part (at most `maxBytes`); after an `eof` or error outcome, do not call again. */
+  next(maxBytes: number): Promise<FilePartOutcome>;
+  /** Closes the file early (cancel, a failed save); harmless after the end. */
+  close(): Promise<void>;
+}
+
+/** With no threads: the same session, on the calling thread. */
+class InlineFile implements PooledFile {
+  private session: FileSession | null = null;
+  private ended = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly context: ReadContext,
+    private readonly expectedSize: number,
+  ) {}
+
+  async next(maxBytes: number): Promise<FilePartOutcome> {
+    if (!this.session) {
+      const opened = FileSession.open(this.path, this.context, this.expectedSize);
+      if (!(opened instanceof FileSession)) return this.end(opened);
+      this.session = opened;
+    }
+    return this.end(this.session.next(maxBytes));
+  }
+
+  async close(): Promise<void> {
+    this.session?.close();
+    this.ended = true;
+  }
+
+  private end(part: FilePartOutcome): FilePartOutcome {
+    if (part.status === 'error' || part.eof) this.ended = true;
+    return part;
+  }
+}
+
+let sessionSeq = 0;
+
+/** A session on one pool thread: every request of a file goes to the thread that opened it. */
+class ThreadFile implements PooledFile {
+  private readonly session = ++sessionSeq;
+  private thread: PoolThread | null = null;
+  private open = false;
+
+  constructor(
+    private readonly pool: BlobPool,
+    private readonly path: string,
+    private readonly context: ReadContext,
+    private readonly expectedSize: number,
+  ) {}
+
+  async next(maxBytes: number): Promise<FilePartOutcome> {
+    const seq = this.pool.nextSeq();
+    let req: PoolRequest;
+    if (this.thread) {
+      req = { op: 'file-next', seq, session: this.session, maxBytes };
+    } else {
+      this.thread = this.pool.pickThread();
+      const context = this.pool.contextId(this.context);
+      // A context goes to each thread once; `known` and `gear` are shared memory, not copies.
+      const first = !this.thread.contexts.has(context);
+      this.thread.contexts.add(context);
+      req = {
+        op: 'file-open',
+        seq,
+        session: this.session,
+        path: this.path,
+        expectedSize: this.expectedSize,
+        maxBytes,
+        context,
+        ...(first ? { contextData: this.context } : {}),
+      };
+    }
+    const { thread, reply } = this.pool.request(req, this.thread);
+    this.thread = thread;
+    this.open = true;
+    const result = await reply;
+    if (result.kind !== 'part') throw new Error(`blob pool: ${result.kind} reply to a file read`);
+    const part = partFromWire(result.part);
+    if (part.status === 'error' || part.eof) this.open = false;
+    return part;
+  }
+
+  async close(): Promise<void> {
+    if (!this.open || !this.thread) return;
+    this.open = false;
+    const { reply } = this.pool.request(
+      { op: 'file-close', seq: this.pool.nextSeq(), session: this.session },
+      this.thread,
+    );
+    await reply.catch(() => undefined);
+  }
 }
 
 let shared: BlobPool | null = null;

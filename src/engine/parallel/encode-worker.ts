@@ -1,41 +1,81 @@
 /**
- * A worker thread of the blob pool (blob-pool.ts): compresses and seals blobs, and opens and
- * verifies them for restore, off the main thread. It holds no state between requests.
+ * A worker thread of the blob pool (blob-pool.ts): compresses and seals blobs, opens and verifies
+ * them for restore, and lists directories and reads source files for backups (file-work.ts), off
+ * the main thread. Its only state between requests is the files it has open for reading.
  */
 import { parentPort } from 'node:worker_threads';
 import { decodeBlob, encodeBlob } from '../pack/blob-codec.js';
-import type { PoolErrorInfo, PoolReply, PoolRequest } from './pool-messages.js';
+import { FileSession, type ReadContext, scanDirectory } from './file-work.js';
+import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
+import { ownBuffer, partToWire } from './transfer.js';
 
 const port = parentPort;
 if (!port) throw new Error('encode-worker.js runs only as a worker thread');
 
-port.on('message', (req: PoolRequest) => {
-  const key = Buffer.from(req.key);
-  let reply: PoolReply;
-  try {
-    if (req.op === 'encode') {
-      const blob = encodeBlob(key, req.type, Buffer.from(req.data), req.id, req.tryCompress);
-      const sealed = ownBuffer(blob.sealed);
-      reply = { seq: req.seq, ok: true, data: sealed, compressed: blob.compressed };
-    } else {
-      const plain = decodeBlob(key, Buffer.from(req.data), req.ref, req.packId);
-      reply = { seq: req.seq, ok: true, data: ownBuffer(plain), compressed: req.ref.compressed };
+const sessions = new Map<number, FileSession>();
+const contexts = new Map<number, ReadContext>();
+
+function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[] } {
+  switch (req.op) {
+    case 'encode': {
+      const blob = encodeBlob(Buffer.from(req.key), req.type, Buffer.from(req.data), req.id, req.tryCompress);
+      const data = ownBuffer(blob.sealed);
+      return { result: { kind: 'blob', data, compressed: blob.compressed }, transfer: [data] };
     }
+    case 'decode': {
+      const plain = decodeBlob(Buffer.from(req.key), Buffer.from(req.data), req.ref, req.packId);
+      const data = ownBuffer(plain);
+      return { result: { kind: 'blob', data, compressed: req.ref.compressed }, transfer: [data] };
+    }
+    case 'scan':
+      return { result: { kind: 'scan', dir: scanDirectory(req.path) }, transfer: [] };
+    case 'file-open': {
+      if (req.contextData)
+        contexts.set(req.context, { ...req.contextData, key: Buffer.from(req.contextData.key) });
+      const context = contexts.get(req.context);
+      if (!context) throw new Error(`read context ${req.context} is not known on this thread`);
+      const opened = FileSession.open(req.path, context, req.expectedSize);
+      if (!(opened instanceof FileSession)) return filePart(req.session, opened);
+      sessions.set(req.session, opened);
+      return filePart(req.session, opened.next(req.maxBytes));
+    }
+    case 'file-next': {
+      const session = sessions.get(req.session);
+      if (!session) throw new Error(`file session ${req.session} is not open on this thread`);
+      return filePart(req.session, session.next(req.maxBytes));
+    }
+    case 'file-close':
+      sessions.get(req.session)?.close();
+      sessions.delete(req.session);
+      return { result: { kind: 'closed' }, transfer: [] };
+    case 'context-release':
+      contexts.delete(req.context);
+      return { result: { kind: 'released' }, transfer: [] };
+  }
+}
+
+function filePart(
+  session: number,
+  part: ReturnType<FileSession['next']>,
+): { result: PoolResult; transfer: ArrayBuffer[] } {
+  // A session ends with its file: at end of file or on an error (the session closed the file).
+  if (part.status === 'error' || part.eof) sessions.delete(session);
+  const { wire, transfer } = partToWire(part);
+  return { result: { kind: 'part', part: wire }, transfer };
+}
+
+port.on('message', (req: PoolRequest) => {
+  let reply: PoolReply;
+  let transfer: ArrayBuffer[] = [];
+  try {
+    const handled = handle(req);
+    reply = { seq: req.seq, ok: true, result: handled.result };
+    transfer = handled.transfer;
   } catch (err) {
     reply = { seq: req.seq, ok: false, error: serializeError(err) };
   }
-  port.postMessage(reply, reply.ok ? [reply.data] : []);
+  port.postMessage(reply, transfer);
 });
-
-/** An ArrayBuffer holding exactly these bytes, safe to transfer (not part of Node's shared slab). */
-function ownBuffer(b: Buffer): ArrayBuffer {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) {
-    return b.buffer;
-  }
-  const copy = new Uint8Array(b.byteLength);
-  copy.set(b);
-  return copy.buffer;
-}
 
 function serializeError(err: unknown): PoolErrorInfo {
   const e = err as { name?: unknown; message?: unknown; code?: unknown; context?: unknown };

@@ -1,5 +1,16 @@
 /** Messages between the blob pool (blob-pool.ts) and its worker threads (encode-worker.ts). */
+import type { ChunkerParams } from '../chunker/fastcdc.js';
 import type { BlobRef, BlobType } from '../pack/blob-codec.js';
+import type { ScannedDir } from './file-work.js';
+
+/** A ReadContext as posted: sent to a thread once, then named by its number. */
+export interface ReadContextWire {
+  key: Uint8Array;
+  /** Backed by a SharedArrayBuffer, so posting it shares instead of copying. */
+  gear: Int32Array;
+  chunker: ChunkerParams;
+  known: SharedArrayBuffer;
+}
 
 export type PoolRequest =
   | {
@@ -20,7 +31,24 @@ export type PoolRequest =
       packId: string;
       /** The sealed blob, transferred. */
       data: ArrayBuffer;
-    };
+    }
+  | { op: 'scan'; seq: number; path: string }
+  /** Opens a file and reads its first part; the session stays open on the thread until end of file. */
+  | {
+      op: 'file-open';
+      seq: number;
+      session: number;
+      path: string;
+      expectedSize: number;
+      maxBytes: number;
+      context: number;
+      /** Present the first time this thread sees the context. */
+      contextData?: ReadContextWire;
+    }
+  /** The backup that used the context is over: the thread drops it. */
+  | { op: 'context-release'; seq: number; context: number }
+  | { op: 'file-next'; seq: number; session: number; maxBytes: number }
+  | { op: 'file-close'; seq: number; session: number };
 
 export interface PoolErrorInfo {
   name: string;
@@ -30,6 +58,23 @@ export interface PoolErrorInfo {
   context: Record<string, unknown>;
 }
 
+/** A PartChunk with its bytes as transferable ArrayBuffers. */
+export type PartChunkWire = { id: string; offset: number; length: number } & (
+  | { kind: 'known' }
+  | { kind: 'plain'; data: ArrayBuffer }
+  | { kind: 'sealed'; sealed: ArrayBuffer; compressed: boolean }
+);
+
+export type FilePartWire =
+  | { status: 'part'; chunks: PartChunkWire[]; bytesRead: number; eof: boolean }
+  | { status: 'error'; stage: 'open' | 'read'; errno: string; position: number };
+
+export type PoolResult =
+  | { kind: 'blob'; data: ArrayBuffer; compressed: boolean }
+  | { kind: 'scan'; dir: ScannedDir }
+  | { kind: 'part'; part: FilePartWire }
+  | { kind: 'closed' }
+  | { kind: 'released' };
+
 export type PoolReply =
-  | { seq: number; ok: true; data: ArrayBuffer; compressed: boolean }
-  | { seq: number; ok: false; error: PoolErrorInfo };
+  { seq: number; ok: true; result: PoolResult } | { seq: number; ok: false; error: PoolErrorInfo };

@@ -229,7 +229,10 @@ class Pruner {
     const total = work.reduce((n, w) => n + w.blobs.length, 0);
     for (const w of work) this.report.bytesRepacked += w.blobs.reduce((n, b) => n + b.length, 0);
     if (this.dryRun) return;
-    const writers: Record<BlobType, PackWriter> = { data: new PackWriter(), tree: new PackWriter() };
+    const writers: Record<BlobType, PackWriter> = {
+      data: new PackWriter(config.packSize),
+      tree: new PackWriter(config.packSize),
+    };
     const stored: IndexedPack[] = [];
     const store = async (writer: PackWriter): Promise<void> => {
       if (writer.count === 0) return;

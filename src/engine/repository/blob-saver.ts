@@ -1,7 +1,7 @@
 import type { IndexedPack, MasterIndex } from '../index/master-index.js';
-import type { BlobType } from '../pack/blob-codec.js';
+import type { BlobType, EncodedBlob } from '../pack/blob-codec.js';
 import { type BlobPool, sharedBlobPool } from '../parallel/blob-pool.js';
-import { packPath, PackWriter } from '../pack/pack-writer.js';
+import { PackBuffers, packPath, PackWriter } from '../pack/pack-writer.js';
 import type { RepositoryContext } from './repository-context.js';
 
 /** Two uploads in flight keep the disk or network busy while the next pack fills, without hoarding memory. */
@@ -26,7 +26,9 @@ export interface SaveOutcome {
  * to separate packs so that reading metadata (check, restore planning) fetches only small packs.
  */
 export class BlobSaver {
-  private readonly writers: Record<BlobType, PackWriter> = { data: new PackWriter(), tree: new PackWriter() };
+  /** A buffer per upload in flight and per writer filling, reused pack after pack. */
+  private readonly buffers = new PackBuffers(MAX_UPLOADS_IN_FLIGHT + 2);
+  private readonly writers: Record<BlobType, PackWriter>;
   private readonly seen = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
   private uploadError: unknown = null;
@@ -40,7 +42,10 @@ export class BlobSaver {
     private readonly ctx: RepositoryContext,
     private readonly index: MasterIndex,
     private readonly pool: BlobPool = sharedBlobPool(),
-  ) {}
+  ) {
+    const size = ctx.config.packSize;
+    this.writers = { data: new PackWriter(size, this.buffers), tree: new PackWriter(size, this.buffers) };
+  }
 
   /** Blobs that live only in packs a prune has condemned count as unknown: they are stored again. */
   knows(id: string): boolean {
@@ -52,22 +57,45 @@ export class BlobSaver {
    * keep several saves in flight (a file's chunks are encoded in parallel); the blob is claimed
    * for this run before the first await, so the same content is never encoded twice.
    */
-  async save(type: BlobType, plaintext: Buffer, id: string, tryCompress: boolean): Promise<SaveOutcome> {
+  async save(
+    type: BlobType,
+    plaintext: Buffer,
+    id: string,
+    tryCompress: boolean,
+    give = false,
+  ): Promise<SaveOutcome> {
     if (this.knows(id)) return { isNew: false, storedBytes: 0, compressed: false };
     this.seen.add(id);
-    await this.reserve(plaintext.length);
-    const encoded = this.pool.encode(this.ctx.key, type, plaintext, id, tryCompress);
+    const length = plaintext.length;
+    await this.reserve(length);
+    // With `give` the plaintext moves to a pool thread (BlobPool.encode): not used after this.
+    const encoded = this.pool.encode(this.ctx.key, type, plaintext, id, tryCompress, give);
     this.encoding.add(encoded);
     let blob;
     try {
       blob = await encoded;
     } finally {
       this.encoding.delete(encoded);
-      this.release(plaintext.length);
+      this.release(length);
     }
-    const writer = this.writers[type];
+    await this.addToPack(blob);
+    return { isNew: true, storedBytes: blob.sealed.length, compressed: blob.compressed };
+  }
+
+  private async addToPack(blob: EncodedBlob): Promise<void> {
+    const writer = this.writers[blob.type];
     writer.add(blob);
     if (writer.size >= this.ctx.config.packSize) await this.startUpload(writer, false);
+  }
+
+  /**
+   * Packs a blob that was already encoded elsewhere (a small file read and sealed on a pool
+   * thread), unless the repository or this run has it already.
+   */
+  async saveEncoded(blob: EncodedBlob): Promise<SaveOutcome> {
+    if (this.knows(blob.id)) return { isNew: false, storedBytes: 0, compressed: false };
+    this.seen.add(blob.id);
+    await this.addToPack(blob);
     return { isNew: true, storedBytes: blob.sealed.length, compressed: blob.compressed };
   }
 
@@ -113,6 +141,8 @@ export class BlobSaver {
     const upload = this.ctx.backend.save(packPath(pack.id), pack.bytes).then(
       () => {
         this.stored.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
+        // Only after a successful save: a failed multipart upload may still be reading it.
+        this.buffers.give(pack.buffer);
       },
       (err: unknown) => {
         this.uploadError ??= err;
