@@ -1,11 +1,13 @@
 /**
  * A worker thread of the blob pool (blob-pool.ts): compresses and seals blobs, opens and verifies
  * them for restore, and lists directories and reads source files for backups (file-work.ts), off
- * the main thread. Its only state between requests is the files it has open for reading.
+ * the main thread, and writes restored files (restore-work.ts). Its only state between requests
+ * is the files it has open for reading.
  */
 import { parentPort } from 'node:worker_threads';
 import { decodeBlob, encodeBlob } from '../pack/blob-codec.js';
 import { FileSession, type ReadContext, scanDirectory } from './file-work.js';
+import { restoreWrite } from './restore-work.js';
 import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
 import { ownBuffer, partToWire } from './transfer.js';
 
@@ -48,6 +50,11 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       sessions.get(req.session)?.close();
       sessions.delete(req.session);
       return { result: { kind: 'closed' }, transfer: [] };
+    case 'restore-write': {
+      const blob = req.blob && { ...req.blob, sealed: Buffer.from(req.blob.sealed) };
+      const outcome = restoreWrite(Buffer.from(req.key), { ...req, blob });
+      return { result: { kind: 'restored', outcome }, transfer: [] };
+    }
     case 'context-release':
       contexts.delete(req.context);
       return { result: { kind: 'released' }, transfer: [] };

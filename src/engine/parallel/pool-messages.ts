@@ -2,6 +2,7 @@
 import type { ChunkerParams } from '../chunker/fastcdc.js';
 import type { BlobRef, BlobType } from '../pack/blob-codec.js';
 import type { ScannedDir } from './file-work.js';
+import type { RestoredMetadata, RestoreWriteOutcome } from './restore-work.js';
 
 /** A ReadContext as posted: sent to a thread once, then named by its number. */
 export interface ReadContextWire {
@@ -12,6 +13,10 @@ export interface ReadContextWire {
   known: SharedArrayBuffer;
 }
 
+/**
+ * Every request may carry `dispose`: buffers the thread sent earlier and the main thread no longer
+ * needs (BlobPool.release); the thread drops them, and its collector frees them soon.
+ */
 export type PoolRequest =
   | {
       op: 'encode';
@@ -45,6 +50,16 @@ export type PoolRequest =
       /** Present the first time this thread sees the context. */
       contextData?: ReadContextWire;
     }
+  | {
+      op: 'restore-write';
+      seq: number;
+      key: Uint8Array;
+      path: string;
+      create: boolean;
+      /** `sealed` is transferred. */
+      blob: { sealed: ArrayBuffer; ref: BlobRef; packId: string; offset: number } | null;
+      finish: RestoredMetadata | null;
+    }
   /** The backup that used the context is over: the thread drops it. */
   | { op: 'context-release'; seq: number; context: number }
   | { op: 'file-next'; seq: number; session: number; maxBytes: number }
@@ -74,6 +89,7 @@ export type PoolResult =
   | { kind: 'scan'; dir: ScannedDir }
   | { kind: 'part'; part: FilePartWire }
   | { kind: 'closed' }
+  | { kind: 'restored'; outcome: RestoreWriteOutcome }
   | { kind: 'released' };
 
 export type PoolReply =

@@ -33,12 +33,12 @@ export function partToWire(part: FilePartOutcome): { wire: FilePartWire; transfe
   return { wire: { ...part, chunks }, transfer };
 }
 
-/** Main side: the inverse of partToWire (no copies). */
-export function partFromWire(wire: FilePartWire): FilePartOutcome {
+/** Main side: the inverse of partToWire (no copies); `adopt` wraps buffers that may be released. */
+export function partFromWire(wire: FilePartWire, adopt: (data: ArrayBuffer) => Buffer): FilePartOutcome {
   if (wire.status !== 'part') return wire;
   const chunks = wire.chunks.map((c): PartChunk => {
     if (c.kind === 'plain') return { ...c, data: Buffer.from(c.data) };
-    if (c.kind === 'sealed') return { ...c, sealed: Buffer.from(c.sealed) };
+    if (c.kind === 'sealed') return { ...c, sealed: adopt(c.sealed) };
     return c;
   });
   return { ...wire, chunks };

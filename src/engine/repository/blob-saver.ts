@@ -78,14 +78,17 @@ export class BlobSaver {
       this.encoding.delete(encoded);
       this.release(length);
     }
-    await this.addToPack(blob);
-    return { isNew: true, storedBytes: blob.sealed.length, compressed: blob.compressed };
+    return this.addToPack(blob);
   }
 
-  private async addToPack(blob: EncodedBlob): Promise<void> {
+  /** Copies the blob into its pack (its buffer goes back to the pool) and stores full packs. */
+  private async addToPack(blob: EncodedBlob): Promise<SaveOutcome> {
+    const outcome = { isNew: true, storedBytes: blob.sealed.length, compressed: blob.compressed };
     const writer = this.writers[blob.type];
     writer.add(blob);
+    this.pool.release(blob.sealed);
     if (writer.size >= this.ctx.config.packSize) await this.startUpload(writer, false);
+    return outcome;
   }
 
   /**
@@ -93,10 +96,12 @@ export class BlobSaver {
    * thread), unless the repository or this run has it already.
    */
   async saveEncoded(blob: EncodedBlob): Promise<SaveOutcome> {
-    if (this.knows(blob.id)) return { isNew: false, storedBytes: 0, compressed: false };
+    if (this.knows(blob.id)) {
+      this.pool.release(blob.sealed);
+      return { isNew: false, storedBytes: 0, compressed: false };
+    }
     this.seen.add(blob.id);
-    await this.addToPack(blob);
-    return { isNew: true, storedBytes: blob.sealed.length, compressed: blob.compressed };
+    return this.addToPack(blob);
   }
 
   /** Stores the partly filled packs and waits for every upload. */

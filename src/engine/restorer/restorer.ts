@@ -16,6 +16,7 @@ import { throwIfCancelled } from '../cancellation.js';
 import { mapLimit, Slots } from '../concurrency.js';
 import type { IndexEntry, MasterIndex } from '../index/master-index.js';
 import { sharedBlobPool } from '../parallel/blob-pool.js';
+import type { RestoredMetadata, RestoreWrite } from '../parallel/restore-work.js';
 import { packPath } from '../pack/pack-writer.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot } from '../snapshot/snapshot.js';
@@ -29,8 +30,6 @@ const MAX_RANGE_SIZE = 32 * 1024 * 1024;
 const PACK_CONCURRENCY = 2;
 /** File operations in flight: restores of many small files are bound by syscall latency, not bandwidth. */
 const FILE_CONCURRENCY = 16;
-/** Blobs of one pack range being decoded ahead of the writes (see restorePack). */
-const DECODES_IN_FLIGHT = 4;
 
 interface PlannedEntry {
   rel: string;
@@ -40,8 +39,8 @@ interface PlannedEntry {
 interface FilePlan extends PlannedEntry {
   size: number;
   remainingBlobs: number;
-  /** Settles once the file exists; the first write creates it, later writes wait for that. */
-  created?: Promise<void>;
+  /** Whether the file was created; the first write creates it, later writes wait for that. */
+  created?: Promise<boolean>;
 }
 
 interface BlobTarget {
@@ -58,8 +57,14 @@ function errno(err: unknown): string {
   return (err as NodeJS.ErrnoException | null)?.code ?? String(err);
 }
 
+/**
+ * Seconds for utimes. A double cannot hold nanoseconds at today's epoch (its step is ~0.24 µs),
+ * and the nearest double to t.xyz may lie just below it, which the kernel then truncates into the
+ * previous microsecond or millisecond. Aiming at the middle of the microsecond keeps every digit
+ * down to the microsecond exact.
+ */
 function nsToSeconds(ns: string): number {
-  return Number(BigInt(ns) / 1000n) / 1e6;
+  return (Number(BigInt(ns) / 1000n) + 0.5) / 1e6;
 }
 
 export async function runRestore(ctx: RepositoryContext, opts: RestoreOptions): Promise<RestoreResult> {
@@ -114,7 +119,8 @@ class Restorer {
       FILE_CONCURRENCY,
       async (f) => {
         throwIfCancelled(signal, 'the restore');
-        await this.finishFile(await this.createFile(f), f);
+        await this.write(f, { path: this.abs(f.rel), create: true, blob: null, finish: this.metadata(f) });
+        this.fileDone(f);
       },
     );
     await mapLimit([...this.packs.keys()], PACK_CONCURRENCY, (packId) => this.restorePack(packId));
@@ -313,42 +319,60 @@ class Restorer {
     );
   }
 
-  /** Creates the file afresh; an existing entry is unlinked, never written through (it may be a symlink or hard link). */
-  private async createFile(f: FilePlan): Promise<FileHandle> {
-    const path = this.abs(f.rel);
-    const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
-    try {
-      return await open(path, flags, 0o600);
-    } catch (err) {
-      if (errno(err) !== 'EEXIST') throw this.targetError(f.rel, `cannot create file (${errno(err)})`, err);
-      const st = await lstat(path);
-      if (st.isDirectory()) throw this.targetError(f.rel, 'exists and is a directory');
-      await unlink(path);
-      return await open(path, flags, 0o600);
-    }
+  private metadata(e: PlannedEntry): RestoredMetadata {
+    const { uid, gid } = e.node;
+    // New entries already belong to us; skipping the no-op chown saves a syscall per file.
+    const owner = this.isRoot && (uid !== this.uid || gid !== this.gid) ? { uid, gid } : null;
+    return { mtime: nsToSeconds(e.node.mtimeNs), mode: e.node.mode, owner };
   }
 
-  private async openForWrite(f: FilePlan): Promise<FileHandle> {
-    if (!f.created) {
-      const creating = this.createFile(f);
-      f.created = creating.then(
-        () => undefined,
-        () => undefined,
-      );
-      return creating;
+  /** One write request to the pool; false when the blob turned out damaged (nothing written). */
+  private async write(f: FilePlan, w: RestoreWrite): Promise<boolean> {
+    const out = await this.pool.restoreWrite(this.ctx.key, w);
+    if (out.status === 'damaged') return false;
+    if (out.status === 'error') {
+      if (out.stage === 'exists-dir') throw this.targetError(f.rel, 'exists and is a directory');
+      const what = { create: 'create file', open: 'open file', write: 'write', metadata: 'set times or mode' };
+      throw this.targetError(f.rel, `cannot ${what[out.stage]} (${out.errno})`);
     }
-    await f.created;
-    return open(this.abs(f.rel), fsc.O_WRONLY | fsc.O_NOFOLLOW);
+    this.bytesDone += out.bytes;
+    if (out.warning) this.warnings.push(`${f.rel}: ${out.warning}`);
+    return true;
   }
 
-  /** Sets metadata on the handle already open; mtime must come after the file's last write. */
-  private async finishFile(fh: FileHandle, f: FilePlan): Promise<void> {
+  /**
+   * Writes one blob into one file. The first write creates the file; later writes wait for that.
+   * The file's last blob also sets its metadata in the same request; when other writes of the
+   * file were still running at that point, the last one to finish does it separately.
+   */
+  private async writeBlob(t: BlobTarget, b: PlannedBlob, sealed: Buffer, packId: string): Promise<void> {
+    const f = this.files[t.file]!;
+    const create = f.created === undefined;
+    let created: (ok: boolean) => void = () => undefined;
+    if (create) f.created = new Promise<boolean>((resolve) => (created = resolve));
+    else if (!(await f.created) || this.damaged.has(t.file)) return;
+    const last = f.remainingBlobs === 1;
+    let ok = false;
     try {
-      await this.applyMetadata(fh, f);
-      this.fileDone(f);
+      ok = await this.write(f, {
+        path: this.abs(f.rel),
+        create,
+        blob: { sealed, ref: b.entry, packId, offset: t.offset },
+        finish: last ? this.metadata(f) : null,
+      });
     } finally {
-      await fh.close();
+      created(ok);
     }
+    if (!ok) {
+      this.markDamaged(b);
+      return;
+    }
+    f.remainingBlobs--;
+    if (!last && f.remainingBlobs === 0) {
+      await this.write(f, { path: this.abs(f.rel), create: false, blob: null, finish: this.metadata(f) });
+    }
+    if (f.remainingBlobs === 0) this.fileDone(f);
+    else this.emit(f.rel);
   }
 
   private fileDone(f: FilePlan): void {
@@ -380,44 +404,19 @@ class Restorer {
         i = j;
         continue;
       }
-      // Blobs are opened and decompressed on the pool, DECODES_IN_FLIGHT ahead of the writes,
-      // so every core decodes while this loop writes in pack order.
-      const group = blobs.slice(i, j);
-      const decoding: Promise<Buffer>[] = [];
-      const decodeNext = () => {
-        const b = group[decoding.length];
-        if (!b) return;
-        const sealed = range.subarray(b.entry.offset - start, b.entry.offset - start + b.entry.length);
-        const p = this.pool.decode(this.ctx.key, sealed, b.entry, packId);
-        p.catch(() => undefined);
-        decoding.push(p);
-      };
-      for (let k = 0; k < DECODES_IN_FLIGHT; k++) decodeNext();
-      // Writes are not awaited blob by blob: with many small files, each blob is a whole file
-      // (create, write, metadata, close), and doing them one after the other left the disk
-      // idle between them. The shared semaphore bounds writes (and their buffers) in flight.
+      // Each blob goes to a pool thread still sealed: the thread opens it and writes it into its
+      // file (restore-work.ts), so decoding and file-system calls spread over every core. The
+      // shared semaphore bounds writes (and their copies of the sealed bytes) in flight.
       const writing: Promise<void>[] = [];
       let failed: unknown = null;
       try {
-        for (let k = 0; k < group.length && failed === null; k++) {
-          let plain: Buffer | null = null;
-          try {
-            plain = await decoding[k]!;
-          } catch (err) {
-            // Damaged data costs only the files that need it (see damageReport).
-            if (!isCofferError(err, 'RepositoryCorrupt')) throw err;
-            this.markDamaged(group[k]!);
-          }
-          decodeNext();
-          if (plain === null) continue;
-          for (const t of group[k]!.targets) {
+        for (const b of blobs.slice(i, j)) {
+          const sealed = range.subarray(b.entry.offset - start, b.entry.offset - start + b.entry.length);
+          for (const t of b.targets) {
+            if (failed !== null) break;
             if (this.damaged.has(t.file)) continue;
             await this.writeSlots.acquire();
-            if (failed !== null) {
-              this.writeSlots.release();
-              break;
-            }
-            const w = this.writeAt(t, plain).then(
+            const w = this.writeBlob(t, b, sealed, packId).then(
               () => this.writeSlots.release(),
               (err: unknown) => {
                 this.writeSlots.release();
@@ -428,7 +427,6 @@ class Restorer {
           }
         }
       } finally {
-        await Promise.allSettled(decoding);
         await Promise.all(writing);
       }
       if (failed !== null) throw failed;
@@ -462,24 +460,6 @@ class Restorer {
         restoredFiles: restored,
       },
     );
-  }
-
-  private async writeAt(t: BlobTarget, data: Buffer): Promise<void> {
-    const f = this.files[t.file]!;
-    const fh = await this.openForWrite(f);
-    let finishing = false;
-    try {
-      let done = 0;
-      while (done < data.length) {
-        done += (await fh.write(data, done, data.length - done, t.offset + done)).bytesWritten;
-      }
-      this.bytesDone += data.length;
-      finishing = --f.remainingBlobs === 0;
-      if (!finishing) this.emit(f.rel);
-    } finally {
-      if (!finishing) await fh.close();
-    }
-    if (finishing) await this.finishFile(fh, f);
   }
 
   private async applyMetadata(fh: FileHandle, e: PlannedEntry): Promise<void> {
