@@ -9,6 +9,7 @@
  *   npm run bench:engine -- --dataset small --rounds 1 --tools coffer,restic
  *   npm run bench:engine -- --profile --write-doc          # also profile one coffer first backup; update docs/benchmarks.md
  *   npm run bench:engine -- --prepare                      # only copy the datasets (nothing measured)
+ *   npm run bench:engine -- --restore-to /dev/shm          # restore into tmpfs (see RESTORE_DIR)
  *
  * Datasets are copies under bench/.data/engine/datasets/ (git-ignored; removed after the run
  * unless --keep-datasets, because `eslint .` would lint their .js files; a kept copy is reused by
@@ -61,8 +62,16 @@ const { values } = parseArgs({
     prepare: { type: 'boolean', default: false },
     'max-minutes': { type: 'string', default: '0' },
     'keep-datasets': { type: 'boolean', default: false },
+    'restore-to': { type: 'string', default: '' },
   },
 });
+/**
+ * Where restores go: the run directory (the disk) by default. `--restore-to /dev/shm` (tmpfs)
+ * measures the tools rather than the file system: on this machine's ext4, creating 30,000 files
+ * took 2–3× longer in some runs than in others, for every tool alike (perf: the inode
+ * allocator's recently_deleted scan under ext4_create, after earlier trees were deleted).
+ */
+const RESTORE_DIR = values['restore-to'];
 const ROUNDS = Number(values.rounds);
 /** 0: no limit. Otherwise no round starts that would not finish (with checks and profile) in time. */
 const MAX_MS = Number(values['max-minutes']) * 60_000;
@@ -74,7 +83,7 @@ const TREES: TreeName[] =
 const TOOL_LIST = values.tools.split(',').filter((t): t is ToolName => (TOOLS as string[]).includes(t));
 if (!(ROUNDS >= 1) || !(SCALE > 0 && SCALE <= 1) || TREES.length === 0 || TOOL_LIST.length === 0) {
   console.error(
-    'usage: engine.js [--rounds N>=1] [--scale 0<F<=1] [--dataset large|small|both] [--tools coffer,restic,borg] [--profile] [--write-doc] [--skip-cold] [--prepare] [--max-minutes M] [--keep-datasets]',
+    'usage: engine.js [--rounds N>=1] [--scale 0<F<=1] [--dataset large|small|both] [--tools coffer,restic,borg] [--profile] [--write-doc] [--skip-cold] [--prepare] [--max-minutes M] [--keep-datasets] [--restore-to DIR]',
   );
   process.exit(2);
 }
@@ -230,6 +239,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   const roundStarted = Date.now();
   const work = join(RUN_DIR, `r${round}`);
   await mkdir(work, { recursive: true });
+  const restoredTrees: string[] = [];
   if (TOOL_LIST.includes('coffer')) cofferHomes.push(join(work, 'coffer-home'));
   for (const tree of TREES) {
     const m = manifests[tree]!;
@@ -257,7 +267,7 @@ for (let round = 1; round <= ROUNDS; round++) {
         log(`${label}: 1 % change (${change.files} files) backup ${fmtS(changed.wallS)}`);
         await change.revert();
         change = null;
-        const target = join(work, `restore-${tree}-${tool}`);
+        const target = join(RESTORE_DIR || work, `restore-r${round}-${tree}-${tool}`);
         await rm(target, { recursive: true, force: true });
         await mkdir(target, { recursive: true });
         await sync();
@@ -269,7 +279,10 @@ for (let round = 1; round <= ROUNDS; round++) {
           log(msg);
         }
         log(`${label}: restore ${fmtS(restored.wallS)}`);
-        await rm(target, { recursive: true, force: true });
+        // Kept until the round ends: ext4 scans for recently deleted inodes (about 30 s) when it
+        // creates files, so deleting a restored tree right away slowed the next tool's restore
+        // (seen with perf: recently_deleted under ext4_create), and unevenly between tools.
+        restoredTrees.push(target);
       } catch (err) {
         const msg = `${label}: ${(err as Error).message.split('\n').slice(0, 6).join(' / ')}`;
         results.failures.push(msg);
@@ -280,6 +293,8 @@ for (let round = 1; round <= ROUNDS; round++) {
       }
     }
   }
+  for (const t of restoredTrees) await rm(t, { recursive: true, force: true });
+  await sync();
   roundsDone++;
   lastRoundMs = Date.now() - roundStarted;
 }
@@ -459,7 +474,8 @@ out.push(
 out.push(
   `- **Method**: in each round, each tree is handled by ${cols.join(', then ')} in turn (alternation, so drift hits all alike): a fresh ` +
     'encrypted repository, first backup, no-change backup, 1 % of files changed and backed up (then changed back), restore of the ' +
-    'latest backup into an empty directory. Warm cache (the dataset is read before the rounds; `sync` before every timed command). ' +
+    `latest backup into an empty directory${RESTORE_DIR ? ` under ${RESTORE_DIR}` : ' on the same disk'}. ` +
+    'Warm cache (the dataset is read before the rounds; `sync` before every timed command). ' +
     'Wall time is spawn to exit of the real CLI, including its start-up and key derivation; peak RSS and CPU time come from ' +
     '`/usr/bin/time -v` (the kernel\u2019s rusage of the process). Medians of the rounds. MB = 10^6 bytes.',
 );

@@ -215,6 +215,16 @@ describe('file work on pool threads', () => {
     assert.deepEqual(strip(results[0]!), strip(results[1]!));
   });
 
+  test('a file whose thread dies fails its next read at once, and closing it does not hang', async () => {
+    const pool = new BlobPool(1);
+    const file = pool.openFile(join(dir, 'big'), context(), data.length);
+    const first = await file.next(100_000);
+    assert.ok(first.status === 'part' && !first.eof);
+    await pool.close();
+    await assert.rejects(file.next(100_000), /blob pool thread/);
+    await file.close();
+  });
+
   test('a chunk the filter wrongly calls known is read again and stored', async () => {
     const work = await tempDir('file-work-filter');
     try {

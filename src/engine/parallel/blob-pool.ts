@@ -42,6 +42,8 @@ export interface PoolThread {
   inFlight: number;
   /** Read contexts this thread has been sent. */
   contexts: Set<number>;
+  /** Set when the thread died: a request to it (a file session it held) fails at once. */
+  dead: Error | null;
 }
 
 /** Threads the pool uses: COFFER_ENGINE_THREADS, else one per core (0 = everything inline). */
@@ -216,6 +218,7 @@ export class BlobPool {
   }
 
   private post(req: PoolRequest, transfer: ArrayBuffer[], thread: PoolThread): Promise<PoolResult> {
+    if (thread.dead) return Promise.reject(thread.dead);
     thread.inFlight++;
     if (thread.inFlight === 1) thread.worker.ref();
     return new Promise((resolve, reject) => {
@@ -244,7 +247,7 @@ export class BlobPool {
     const worker = new Worker(new URL('./encode-worker.js', import.meta.url), {
       resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
     });
-    const thread: PoolThread = { worker, inFlight: 0, contexts: new Set() };
+    const thread: PoolThread = { worker, inFlight: 0, contexts: new Set(), dead: null };
     worker.unref();
     worker.on('message', (reply: PoolReply) => {
       const p = this.pending.get(reply.seq);
@@ -256,6 +259,7 @@ export class BlobPool {
       else p.reject(rebuildError(reply.error));
     });
     const fail = (err: Error) => {
+      thread.dead ??= err;
       // A thread that dies (out of memory, a crash in the native compressor) fails what it held;
       // later requests go to a fresh thread.
       const i = this.threads.indexOf(thread);

@@ -24,24 +24,20 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type ChunkerParams, CutPointFinder } from '../chunker/fastcdc.js';
 import { encodeBlob } from '../pack/blob-codec.js';
+import type { TreeNode } from '../tree/tree.js';
 import { filterHas } from './known-filter.js';
 
 export type ScannedKind = 'dir' | 'file' | 'symlink' | 'other';
 
-/** One entry of a listed directory, with what the archiver needs from its lstat. */
-export interface ScannedEntry {
-  name: string;
+/**
+ * One entry of a listed directory, with what the archiver needs from its lstat: the tree node's
+ * metadata as the snapshot stores it (mode is the permission bits; size is 0 but for files).
+ */
+export interface ScannedEntry extends Pick<
+  TreeNode,
+  'name' | 'mode' | 'mtimeNs' | 'ctimeNs' | 'size' | 'uid' | 'gid' | 'inode' | 'linkTarget'
+> {
   kind: ScannedKind;
-  /** Permission bits (mode & 0o7777). */
-  mode: number;
-  mtimeNs: string;
-  ctimeNs: string;
-  size: number;
-  uid: number;
-  gid: number;
-  inode: string;
-  /** Symlinks only. */
-  linkTarget?: string;
   /** errno of a failed lstat (the entry has no metadata) or readlink (no linkTarget). */
   error?: { stage: 'stat' | 'readlink'; errno: string };
 }

@@ -92,7 +92,8 @@ export function restoreWrite(key: Buffer, w: RestoreWrite): RestoreWriteOutcome 
     if (plain) {
       let done = 0;
       try {
-        while (done < plain.length) done += writeSync(fd, plain, done, plain.length - done, w.blob!.offset + done);
+        while (done < plain.length)
+          done += writeSync(fd, plain, done, plain.length - done, w.blob!.offset + done);
       } catch (err) {
         return { status: 'error', stage: 'write', errno: errno(err) };
       }

@@ -332,7 +332,12 @@ class Restorer {
     if (out.status === 'damaged') return false;
     if (out.status === 'error') {
       if (out.stage === 'exists-dir') throw this.targetError(f.rel, 'exists and is a directory');
-      const what = { create: 'create file', open: 'open file', write: 'write', metadata: 'set times or mode' };
+      const what = {
+        create: 'create file',
+        open: 'open file',
+        write: 'write',
+        metadata: 'set times or mode',
+      };
       throw this.targetError(f.rel, `cannot ${what[out.stage]} (${out.errno})`);
     }
     this.bytesDone += out.bytes;
