@@ -241,9 +241,13 @@ for (let round = 1; round <= ROUNDS; round++) {
   await mkdir(work, { recursive: true });
   const restoredTrees: string[] = [];
   if (TOOL_LIST.includes('coffer')) cofferHomes.push(join(work, 'coffer-home'));
+  // The order rotates from round to round (coffer, restic, borg; then restic, borg, coffer; …),
+  // so whatever the previous tool leaves behind (deleted repositories, dirty pages, a cooling
+  // cache) does not always fall on the same tool.
+  const order = TOOL_LIST.map((_, i) => TOOL_LIST[(i + round - 1) % TOOL_LIST.length]!);
   for (const tree of TREES) {
     const m = manifests[tree]!;
-    for (const tool of TOOL_LIST) {
+    for (const tool of order) {
       const label = `r${round} ${tree} ${tool}`;
       const repo = makeRepo(tool, { work, tree, source: m.root, timeFile: join(work, 'time.txt') });
       let change: Awaited<ReturnType<typeof changeOnePercent>> | null = null;
@@ -260,7 +264,7 @@ for (let round = 1; round <= ROUNDS; round++) {
         const none = record(tree, tool, 'nochange', await repo.backup('nochange'));
         log(`${label}: no-change backup ${fmtS(none.wallS)}, peak RSS ${fmtMB(none.maxRssBytes)}`);
         change = await changeOnePercent(m, round);
-        if (tool === TOOL_LIST[0])
+        if (tool === order[0])
           (results.changes[tree] ??= []).push({ files: change.files, bytes: change.bytes });
         await sync();
         const changed = record(tree, tool, 'change', await repo.backup('change'));
@@ -472,7 +476,7 @@ out.push(
   `- **Versions**: node ${versions.node}, coffer ${versions.coffer}, ${versions.restic}, ${versions.borg}.`,
 );
 out.push(
-  `- **Method**: in each round, each tree is handled by ${cols.join(', then ')} in turn (alternation, so drift hits all alike): a fresh ` +
+  `- **Method**: in each round, each tree is handled by ${cols.join(', then ')} in turn, the order rotating by one tool each round (alternation, so drift hits all alike): a fresh ` +
     'encrypted repository, first backup, no-change backup, 1 % of files changed and backed up (then changed back), restore of the ' +
     `latest backup into an empty directory${RESTORE_DIR ? ` under ${RESTORE_DIR}` : ' on the same disk'}. ` +
     'Warm cache (the dataset is read before the rounds; `sync` before every timed command). ' +
