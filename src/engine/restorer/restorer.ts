@@ -467,21 +467,18 @@ class Restorer {
     );
   }
 
+  /** Directories' metadata, set here on the main thread (files get theirs in restoreWrite). */
   private async applyMetadata(fh: FileHandle, e: PlannedEntry): Promise<void> {
-    await this.applyOwner(fh, e);
-    const t = nsToSeconds(e.node.mtimeNs);
-    await fh.utimes(t, t);
-    await fh.chmod(e.node.mode);
-  }
-
-  private async applyOwner(fh: FileHandle, e: PlannedEntry): Promise<void> {
-    // New entries already belong to us; skipping the no-op chown saves a syscall per file.
-    if (!this.isRoot || (e.node.uid === this.uid && e.node.gid === this.gid)) return;
-    try {
-      await fh.chown(e.node.uid, e.node.gid);
-    } catch (err) {
-      this.warnings.push(`${e.rel}: cannot set owner (${errno(err)})`);
+    const { mtime, mode, owner } = this.metadata(e);
+    if (owner) {
+      try {
+        await fh.chown(owner.uid, owner.gid);
+      } catch (err) {
+        this.warnings.push(`${e.rel}: cannot set owner (${errno(err)})`);
+      }
     }
+    await fh.utimes(mtime, mtime);
+    await fh.chmod(mode);
   }
 
   private async makeSymlink(s: PlannedEntry): Promise<void> {
