@@ -379,13 +379,9 @@ class Archiver {
   ): Promise<void> {
     const length = chunk.length;
     if (chunk.kind === 'sealed') {
-      const blob = {
-        id: chunk.id,
-        type: 'data' as const,
-        sealed: chunk.sealed,
-        compressed: chunk.compressed,
-      };
-      this.countSaved(length, await this.saver!.saveEncoded({ ...blob, uncompressedLength: length }));
+      const { id, sealed, compressed } = chunk;
+      const blob = { id, type: 'data' as const, sealed, compressed, uncompressedLength: length };
+      this.countSaved(length, await this.saver!.saveEncoded(blob));
     } else if (chunk.kind === 'plain' || !this.saver!.knows(chunk.id)) {
       // A "known" chunk the repository does not have means the filter's 64 bits matched another
       // blob: the bytes are read again here and stored like any new chunk.

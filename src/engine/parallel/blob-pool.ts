@@ -3,8 +3,8 @@
  * of new blobs on backup, opening, decompressing and hash-checking them on restore. Profiling
  * put compression alone at about two thirds of a backup's CPU time on one core; spreading it
  * over the machine's cores is the largest single speed-up the engine has (docs/backup-performance.md).
- * The threads also list directories and read small files for backups (file-work.ts), which
- * spares the main thread most of its file-system round trips.
+ * The threads also list directories and read source files for backups (file-work.ts) and write
+ * restored files (restore-work.ts), which spares the main thread its file-system round trips.
  *
  * One pool serves the whole process (a server runs several jobs at once): threads start on
  * first use and are unref'd while idle so they never keep a finished command alive.
@@ -74,7 +74,6 @@ export class BlobPool {
 
   constructor(private readonly size: number) {}
 
-  /** Compresses (when worthwhile) and seals a blob; same result as encodeBlob. */
   /**
    * Compresses (when worthwhile) and seals a blob; same result as encodeBlob. With `give`, the
    * caller hands the plaintext over: when it is a whole ArrayBuffer it moves to the thread
@@ -148,9 +147,9 @@ export class BlobPool {
     await Promise.allSettled(replies);
   }
 
-  /** @internal used by ThreadFile */
-  request(req: PoolRequest, thread: PoolThread): { thread: PoolThread; reply: Promise<PoolResult> } {
-    return { thread, reply: this.post(req, [], thread) };
+  /** @internal used by ThreadFile: a request to the thread that holds the file. */
+  request(req: PoolRequest, thread: PoolThread): Promise<PoolResult> {
+    return this.post(req, [], thread);
   }
 
   /** @internal used by ThreadFile */
@@ -311,7 +310,6 @@ export interface PooledFile {
 /** With no threads: the same session, on the calling thread. */
 class InlineFile implements PooledFile {
   private session: FileSession | null = null;
-  private ended = false;
 
   constructor(
     private readonly path: string,
@@ -322,20 +320,14 @@ class InlineFile implements PooledFile {
   async next(maxBytes: number): Promise<FilePartOutcome> {
     if (!this.session) {
       const opened = FileSession.open(this.path, this.context, this.expectedSize);
-      if (!(opened instanceof FileSession)) return this.end(opened);
+      if (!(opened instanceof FileSession)) return opened;
       this.session = opened;
     }
-    return this.end(this.session.next(maxBytes));
+    return this.session.next(maxBytes);
   }
 
   async close(): Promise<void> {
     this.session?.close();
-    this.ended = true;
-  }
-
-  private end(part: FilePartOutcome): FilePartOutcome {
-    if (part.status === 'error' || part.eof) this.ended = true;
-    return part;
   }
 }
 
@@ -376,8 +368,7 @@ class ThreadFile implements PooledFile {
         ...(first ? { contextData: this.context } : {}),
       };
     }
-    const { thread, reply } = this.pool.request(req, this.thread);
-    this.thread = thread;
+    const reply = this.pool.request(req, this.thread);
     this.open = true;
     const result = await reply;
     if (result.kind !== 'part') throw new Error(`blob pool: ${result.kind} reply to a file read`);
@@ -389,11 +380,8 @@ class ThreadFile implements PooledFile {
   async close(): Promise<void> {
     if (!this.open || !this.thread) return;
     this.open = false;
-    const { reply } = this.pool.request(
-      { op: 'file-close', seq: this.pool.nextSeq(), session: this.session },
-      this.thread,
-    );
-    await reply.catch(() => undefined);
+    const closing = { op: 'file-close' as const, seq: this.pool.nextSeq(), session: this.session };
+    await this.pool.request(closing, this.thread).catch(() => undefined);
   }
 }
 
