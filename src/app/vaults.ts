@@ -2,7 +2,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Item, Vault } from '../catalog/store.js';
-import { Repository } from '../engine/index.js';
+import { DEFAULT_COMPRESSION_LEVEL, parseCompressionLevel, Repository } from '../engine/index.js';
 import { CofferError } from '../errors/coffer-error.js';
 import { openBackend } from '../storage/open-backend.js';
 import type { AppContext } from './context.js';
@@ -19,21 +19,33 @@ export function validateName(kind: 'vault' | 'item', name: string): void {
   }
 }
 
+export interface VaultCreateOptions {
+  /** `off`, `fast`, `default`, `max` or a zstd level from 0 to 19 (parseCompressionLevel); default 3. */
+  compression?: string | number;
+}
+
 export async function createVault(
   app: AppContext,
   name: string,
   location: string,
   actor: string,
+  opts: VaultCreateOptions = {},
 ): Promise<Vault> {
   validateName('vault', name);
+  // Bad settings are refused before anything is created.
+  const compression = opts.compression === undefined ? undefined : parseCompressionLevel(opts.compression);
   // Refuse a duplicate name before touching storage, so no orphan repository is created.
   const existing = await app.store.getVault(name).catch(() => null);
   if (existing)
     throw new CofferError('VaultAlreadyExists', `a vault named '${name}' already exists`, { vault: name });
   const where = /^[a-z0-9]+:\/\//i.test(location) ? location : resolve(location);
-  const repo = await Repository.init(openBackend(where), app.password());
+  const repo = await Repository.init(openBackend(where), app.password(), { compression });
   const vault = await app.store.createVault({ name, location: where, repositoryId: repo.id });
-  await app.store.audit(actor, 'vault.create', vault.id, { name, location: where });
+  await app.store.audit(actor, 'vault.create', vault.id, {
+    name,
+    location: where,
+    compression: compression ?? DEFAULT_COMPRESSION_LEVEL,
+  });
   return vault;
 }
 

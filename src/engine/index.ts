@@ -6,4 +6,5 @@ export type { CheckIssue, CheckIssueKind, CheckProgress, CheckReport } from './c
 export type { Snapshot, SnapshotState, SnapshotSummary } from './snapshot/snapshot.js';
 export type { ScryptParams } from './crypto/key-file.js';
 export type { ChunkerParams } from './chunker/fastcdc.js';
+export { DEFAULT_COMPRESSION_LEVEL, parseCompressionLevel } from './repository/repository-config.js';
 export type { PruneOptions, PruneProgress, PruneReport } from './prune/prune-types.js';

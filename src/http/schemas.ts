@@ -298,7 +298,22 @@ export const ReleaseRequest = Type.Object(
   { additionalProperties: false },
 );
 export const VaultCreate = Type.Object(
-  { name: Name, path: Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' }) },
+  {
+    name: Name,
+    path: Type.String({ minLength: 1, maxLength: 4096, pattern: '^/' }),
+    compression: Type.Optional(
+      Type.Union(
+        [
+          Type.Literal('off'),
+          Type.Literal('fast'),
+          Type.Literal('default'),
+          Type.Literal('max'),
+          Type.Integer({ minimum: 0, maximum: 19 }),
+        ],
+        { description: 'zstd compression of new data: a name or a level from 0 (off) to 19; default 3' },
+      ),
+    ),
+  },
   { additionalProperties: false },
 );
 export const ItemCreate = Type.Object(

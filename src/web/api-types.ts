@@ -2590,6 +2590,8 @@ export type paths = {
             /** @description letters, digits, . _ -; 1-64 characters */
             name: string;
             path: string;
+            /** @description zstd compression of new data: a name or a level from 0 (off) to 19; default 3 */
+            compression?: 'off' | 'fast' | 'default' | 'max' | number;
           };
         };
       };

@@ -21,14 +21,14 @@ describe('blob pool', () => {
   test('encodes on threads what the inline decoder opens, and decodes what the inline encoder sealed', async () => {
     for (const plain of [text, noise, text.subarray(1000, 9000)]) {
       const id = blobId(plain);
-      const viaPool = await pool.encode(key, 'data', plain, id, true);
+      const viaPool = await pool.encode(key, 'data', plain, id, 3);
       assert.equal(viaPool.id, id);
       assert.equal(viaPool.uncompressedLength, plain.length);
       assert.equal(viaPool.compressed, plain !== noise, 'text compresses, random bytes do not');
       const ref = { id, compressed: viaPool.compressed, uncompressedLength: plain.length };
       assert.ok(decodeBlob(key, viaPool.sealed, ref, 'p').equals(plain));
 
-      const inline = encodeBlob(key, 'data', plain, id, true);
+      const inline = encodeBlob(key, 'data', plain, id, 3);
       const back = await pool.decode(key, inline.sealed, { ...ref, compressed: inline.compressed }, 'p');
       assert.ok(back.equals(plain));
     }
@@ -38,7 +38,7 @@ describe('blob pool', () => {
     const blobs = Array.from({ length: 40 }, (_, i) =>
       Buffer.concat([text.subarray(0, 50_000 + i), Buffer.of(i)]),
     );
-    const encoded = await Promise.all(blobs.map((b) => pool.encode(key, 'data', b, blobId(b), true)));
+    const encoded = await Promise.all(blobs.map((b) => pool.encode(key, 'data', b, blobId(b), 3)));
     const decoded = await Promise.all(
       encoded.map((e) =>
         pool.decode(
@@ -54,7 +54,7 @@ describe('blob pool', () => {
 
   test('a damaged blob fails on a thread with RepositoryCorrupt naming the blob and pack', async () => {
     const id = blobId(text);
-    const e = await pool.encode(key, 'data', text, id, true);
+    const e = await pool.encode(key, 'data', text, id, 3);
     const damaged = Buffer.from(e.sealed);
     damaged[damaged.length >> 1]! ^= 0x01;
     await assert.rejects(
@@ -65,13 +65,13 @@ describe('blob pool', () => {
         err.context.packId === 'pack-1',
     );
     // The thread survives a failed request.
-    const again = await pool.encode(key, 'data', text, id, true);
+    const again = await pool.encode(key, 'data', text, id, 3);
     assert.equal(again.id, id);
   });
 
   test('with no threads everything runs inline', async () => {
     const inline = new BlobPool(0);
-    const e = await inline.encode(key, 'data', text, blobId(text), true);
+    const e = await inline.encode(key, 'data', text, blobId(text), 3);
     assert.ok(
       decodeBlob(
         key,

@@ -27,7 +27,13 @@ const key = randomBytes(32);
 const gear = gearTableFromSeed(randomBytes(32));
 
 function context(knownIds: string[] = []): ReadContext {
-  return { key, gear, chunker: TEST_CHUNKER, known: KnownBlobFilter.build(knownIds, knownIds.length).table };
+  return {
+    key,
+    gear,
+    chunker: TEST_CHUNKER,
+    compressionLevel: 3,
+    known: KnownBlobFilter.build(knownIds, knownIds.length).table,
+  };
 }
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -240,7 +246,13 @@ describe('file work on pool threads', () => {
         [join(source, 'big'), data.length],
         [join(source, 'd', 'small'), 26],
       ] as const) {
-        const own = { key: ctx.key, gear: ctx.gear, chunker: ctx.config.chunker, known: context().known };
+        const own = {
+          key: ctx.key,
+          gear: ctx.gear,
+          chunker: ctx.config.chunker,
+          compressionLevel: 3,
+          known: context().known,
+        };
         claimed.push(...chunksOf(readAll(path, own, size, 1 << 20)).map((c) => c.id));
       }
       const result = await runBackup(

@@ -99,6 +99,27 @@ for (const dialect of await dialects()) {
         'InvalidRequest',
       );
       assert.equal(extra.field, 'body.colour');
+      // Compression is chosen at creation: a name or a zstd level; anything else names the field.
+      const fast = await post('/api/v1/vaults', {
+        name: 'fast',
+        path: join(w.root, 'vaults', 'fast'),
+        compression: 'fast',
+      });
+      assert.equal(fast.status, 201, fast.body);
+      const level = await post('/api/v1/vaults', {
+        name: 'l9',
+        path: join(w.root, 'vaults', 'l9'),
+        compression: 9,
+      });
+      assert.equal(level.status, 201, level.body);
+      for (const compression of ['fastest', 20, -1, 2.5]) {
+        const bad = assertProblem(
+          await post('/api/v1/vaults', { name: 'epsilon', path: join(w.root, 'e'), compression }),
+          400,
+          'InvalidRequest',
+        );
+        assert.equal(bad.field, 'body.compression', JSON.stringify(compression));
+      }
     });
 
     test('items: protect, list, show; errors for a missing vault, an unreadable source, a duplicate', async () => {

@@ -36,7 +36,8 @@ for (const dialect of await dialects()) {
     before(async () => {
       w = await createWorld(dialect);
       await w.ok(['vault', 'create', 'alpha', '--path', join(w.root, 'vault-alpha')]);
-      await w.ok(['vault', 'create', 'beta', '--path', join(w.root, 'vault-beta')]);
+      // beta compresses at zstd level 1: every test that moves an item there backs up through it.
+      await w.ok(['vault', 'create', 'beta', '--path', join(w.root, 'vault-beta'), '--compression', 'fast']);
     });
     after(() => w.close());
 
@@ -225,6 +226,11 @@ for (const dialect of await dialects()) {
         [['backup', 'no-such-item'], 1, /ItemNotFound/],
         [['vault', 'create', 'bad name!', '--path', join(w.root, 'x')], 2, /InvalidRequest/],
         [['vault', 'create', 'alpha', '--path', join(w.root, 'y')], 1, /VaultAlreadyExists/],
+        [
+          ['vault', 'create', 'gamma', '--path', join(w.root, 'z'), '--compression', 'fastest'],
+          2,
+          /InvalidRequest[\s\S]*compression 'fastest' is not valid/,
+        ],
         [
           ['item', 'add', 'ghost', '--vault', 'alpha', '--path', join(w.root, 'does-not-exist')],
           1,

@@ -14,10 +14,14 @@ export function registerVaultCommands(program: Command): void {
     )
     .argument('<name>', 'vault name')
     .requiredOption('--path <dir>', 'directory that will hold the vault repository')
+    .option(
+      '--compression <level>',
+      'zstd compression of new data: off, fast (1), default (3), max (19), or a level from 0 to 19',
+    )
     .option('--json', 'print the vault as JSON')
-    .action(async (name: string, opts: { path: string; json?: boolean }) => {
+    .action(async (name: string, opts: { path: string; compression?: string; json?: boolean }) => {
       await withApp(opts.json, async (app) => {
-        const v = await createVault(app, name, opts.path, requester());
+        const v = await createVault(app, name, opts.path, requester(), { compression: opts.compression });
         if (opts.json) printJson(v);
         else process.stdout.write(`created vault '${v.name}' (${v.id}) at ${v.location}\n`);
       });

@@ -11,6 +11,7 @@ import { PART_BYTES, type ReadContext, type PartChunk, type ScannedEntry } from 
 import { KnownBlobFilter } from '../parallel/known-filter.js';
 import { type BlobPool, sharedBlobPool } from '../parallel/blob-pool.js';
 import { BlobSaver, type SaveOutcome } from '../repository/blob-saver.js';
+import { compressionLevel } from '../repository/repository-config.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot, newSnapshotId, saveSnapshot, type Snapshot } from '../snapshot/snapshot.js';
 import { compareNames, encodeTree, type TreeNode } from '../tree/tree.js';
@@ -430,6 +431,7 @@ class Archiver {
         key: this.ctx.key,
         gear,
         chunker: this.ctx.config.chunker,
+        compressionLevel: compressionLevel(this.ctx.config),
         known: (this.seams.knownBlobs ?? KnownBlobFilter.build(index.liveIds(), index.blobCount)).table,
       };
     }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import zstd from 'zstd-napi';
+import zbind from 'zstd-napi/binding.js';
 import { CofferError } from '../../errors/coffer-error.js';
 import { open, seal } from '../crypto/aead.js';
 
@@ -7,8 +8,6 @@ export type BlobType = 'data' | 'tree';
 
 /** Compressed output is kept only when it saves at least 3 %: below that, decompression costs more than the space. */
 const KEEP_RATIO = 0.97;
-/** zstd level 3 is its default: ~400 MB/s per core on text, far better ratio than level 1 for little cost. */
-const ZSTD_LEVEL = 3;
 
 export interface EncodedBlob {
   id: string;
@@ -22,17 +21,22 @@ export function blobId(plaintext: Uint8Array): string {
   return createHash('sha256').update(plaintext).digest('hex');
 }
 
+/**
+ * Compresses (at zstd `level`, or not at all for 0) when that saves enough, then seals. The
+ * level is the vault's setting (repository-config.ts); a caller passes 0 for data already known
+ * to be incompressible.
+ */
 export function encodeBlob(
   key: Buffer,
   type: BlobType,
   plaintext: Buffer,
   id: string,
-  tryCompress: boolean,
+  level: number,
 ): EncodedBlob {
   let body: Buffer = plaintext;
   let compressed = false;
-  if (tryCompress && plaintext.length > 64) {
-    const packed = zstd.compress(plaintext, { compressionLevel: ZSTD_LEVEL });
+  if (level > 0 && plaintext.length > 64) {
+    const packed = compressToScratch(plaintext, level);
     if (packed.length < plaintext.length * KEEP_RATIO) {
       body = packed;
       compressed = true;
@@ -80,4 +84,22 @@ export function decodeBlob(key: Buffer, sealed: Uint8Array, ref: BlobRef, packId
     );
   }
   return plaintext;
+}
+
+/** This thread's compression context and output buffer, reused by every blob it compresses. */
+let cctx: InstanceType<typeof zbind.CCtx> | null = null;
+let scratch: Buffer | null = null;
+
+/**
+ * zstd into a reused buffer; the result is a view, valid until the next call on this thread
+ * (encodeBlob seals it at once). Why: zstd-napi's one-shot `compress` allocates a worst-case
+ * output buffer and then a copy of the result for every call, two buffers per chunk that only
+ * lived until the blob was sealed.
+ */
+function compressToScratch(src: Buffer, level: number): Buffer {
+  cctx ??= new zbind.CCtx();
+  const bound = zbind.compressBound(src.length);
+  if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(Math.max(bound, 1 << 20));
+  const n = cctx.compress(scratch, src, level);
+  return scratch.subarray(0, n);
 }

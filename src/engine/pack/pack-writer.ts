@@ -22,18 +22,27 @@ export interface FinishedPack {
 export class PackBuffers {
   private readonly free: Buffer[] = [];
 
-  constructor(private readonly keep: number) {}
+  /** Keeps up to `keep` buffers of at least `poolBytes`; smaller ones are never pooled. */
+  constructor(
+    private readonly keep: number,
+    private readonly poolBytes = 0,
+  ) {}
 
   take(minBytes: number): Buffer {
-    const i = this.free.findIndex((b) => b.length >= minBytes);
-    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    if (minBytes >= this.poolBytes) {
+      const i = this.free.findIndex((b) => b.length >= minBytes);
+      if (i >= 0) return this.free.splice(i, 1)[0]!;
+    }
     return Buffer.allocUnsafeSlow(minBytes);
   }
 
   give(buf: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(buf);
+    if (buf.length >= this.poolBytes && this.free.length < this.keep) this.free.push(buf);
   }
 }
+
+/** Room a pack buffer keeps beyond the pack size for the header (and a last blob that overflows a little). */
+const HEADER_ROOM = 64 * 1024;
 
 /** Accumulates sealed blobs in one buffer until the pack is big enough to store. */
 export class PackWriter {
@@ -41,10 +50,16 @@ export class PackWriter {
   private blobs: PackedBlob[] = [];
   private offset = 0;
 
-  /** `capacity` is the usual pack size; a pack that outgrows it moves to a bigger buffer. */
+  /**
+   * `capacity` is the usual pack size; a pack that outgrows it moves to a bigger buffer. With
+   * `startBytes`, a pack starts in a buffer that small and doubles as it fills: tree packs of a
+   * backup hold a few KB per directory, and a full pack-sized buffer for them was 16 MiB of
+   * resident memory per backup for nothing.
+   */
   constructor(
     private readonly capacity: number,
     private readonly buffers: PackBuffers = new PackBuffers(0),
+    private readonly startBytes = capacity,
   ) {}
 
   get size(): number {
@@ -90,7 +105,10 @@ export class PackWriter {
   private reserve(bytes: number): void {
     const need = this.offset + bytes;
     if (this.buf && need <= this.buf.length) return;
-    const next = this.buffers.take(Math.max(need, this.capacity + 64 * 1024));
+    const full = this.capacity + HEADER_ROOM;
+    const next = this.buffers.take(
+      Math.max(need, Math.min(full, this.buf ? this.buf.length * 2 : this.startBytes)),
+    );
     if (this.buf) {
       this.buf.copy(next, 0, 0, this.offset);
       this.buffers.give(this.buf);

@@ -84,19 +84,15 @@ export class BlobPool {
     type: BlobType,
     plaintext: Buffer,
     id: string,
-    tryCompress: boolean,
+    level: number,
     give = false,
   ): Promise<EncodedBlob> {
     const length = plaintext.length;
-    if (this.size === 0 || length < INLINE_BELOW) return encodeBlob(key, type, plaintext, id, tryCompress);
+    if (this.size === 0 || length < INLINE_BELOW) return encodeBlob(key, type, plaintext, id, level);
     // Otherwise a copy the worker can own: the caller's buffer may be a slice of a larger one.
     const data = give ? ownBuffer(plaintext) : copyOut(plaintext);
     const seq = ++this.seq;
-    const reply = await this.post(
-      { op: 'encode', seq, key, type, id, tryCompress, data },
-      [data],
-      this.pick(),
-    );
+    const reply = await this.post({ op: 'encode', seq, key, type, id, level, data }, [data], this.pick());
     if (reply.kind !== 'blob') throw new Error(`blob pool: ${reply.kind} reply to an encode`);
     return {
       id,

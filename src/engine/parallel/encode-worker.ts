@@ -20,7 +20,7 @@ const contexts = new Map<number, ReadContext>();
 function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[] } {
   switch (req.op) {
     case 'encode': {
-      const blob = encodeBlob(Buffer.from(req.key), req.type, Buffer.from(req.data), req.id, req.tryCompress);
+      const blob = encodeBlob(Buffer.from(req.key), req.type, Buffer.from(req.data), req.id, req.level);
       const data = ownBuffer(blob.sealed);
       return { result: { kind: 'blob', data, compressed: blob.compressed }, transfer: [data] };
     }

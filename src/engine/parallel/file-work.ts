@@ -69,6 +69,8 @@ export interface ReadContext {
   key: Buffer;
   gear: Int32Array;
   chunker: ChunkerParams;
+  /** The repository's zstd level for new blobs (0: none). */
+  compressionLevel: number;
   /** KnownBlobFilter table of the repository's blobs. */
   known: SharedArrayBuffer;
 }
@@ -263,7 +265,7 @@ export class FileSession {
     if (filterHas(this.params.known, digest)) {
       chunks.push({ ...base, kind: 'known' });
     } else if (this.encodeHere) {
-      const blob = encodeBlob(this.params.key, 'data', plaintext, id, true);
+      const blob = encodeBlob(this.params.key, 'data', plaintext, id, this.params.compressionLevel);
       chunks.push({ ...base, kind: 'sealed', sealed: blob.sealed, compressed: blob.compressed });
     } else {
       chunks.push({ ...base, kind: 'plain', data: owned ? plaintext : exactCopy(plaintext) });

@@ -10,6 +10,7 @@ export interface ReadContextWire {
   /** Backed by a SharedArrayBuffer, so posting it shares instead of copying. */
   gear: Int32Array;
   chunker: ChunkerParams;
+  compressionLevel: number;
   known: SharedArrayBuffer;
 }
 
@@ -24,7 +25,8 @@ export type PoolRequest =
       key: Uint8Array;
       type: BlobType;
       id: string;
-      tryCompress: boolean;
+      /** zstd level, 0 for none. */
+      level: number;
       /** The plaintext, transferred. */
       data: ArrayBuffer;
     }

@@ -2,10 +2,13 @@ import type { IndexedPack, MasterIndex } from '../index/master-index.js';
 import type { BlobType, EncodedBlob } from '../pack/blob-codec.js';
 import { type BlobPool, sharedBlobPool } from '../parallel/blob-pool.js';
 import { PackBuffers, packPath, PackWriter } from '../pack/pack-writer.js';
+import { compressionLevel } from './repository-config.js';
 import type { RepositoryContext } from './repository-context.js';
 
 /** Two uploads in flight keep the disk or network busy while the next pack fills, without hoarding memory. */
 const MAX_UPLOADS_IN_FLIGHT = 2;
+/** Tree packs start this small (see PackWriter): most backups write a few MB of trees at most. */
+const TREE_PACK_START_BYTES = 256 * 1024;
 /**
  * Plaintext bytes being compressed and sealed at once. Enough to keep every pool thread busy
  * with a few chunks queued; the bound keeps a backup's memory independent of the tree's size.
@@ -27,7 +30,7 @@ export interface SaveOutcome {
  */
 export class BlobSaver {
   /** A buffer per upload in flight and per writer filling, reused pack after pack. */
-  private readonly buffers = new PackBuffers(MAX_UPLOADS_IN_FLIGHT + 2);
+  private readonly buffers: PackBuffers;
   private readonly writers: Record<BlobType, PackWriter>;
   private readonly seen = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
@@ -44,7 +47,12 @@ export class BlobSaver {
     private readonly pool: BlobPool = sharedBlobPool(),
   ) {
     const size = ctx.config.packSize;
-    this.writers = { data: new PackWriter(size, this.buffers), tree: new PackWriter(size, this.buffers) };
+    // One buffer filling and one per upload in flight, reused pack after pack.
+    this.buffers = new PackBuffers(MAX_UPLOADS_IN_FLIGHT + 1, size);
+    this.writers = {
+      data: new PackWriter(size, this.buffers),
+      tree: new PackWriter(size, this.buffers, TREE_PACK_START_BYTES),
+    };
   }
 
   /** Blobs that live only in packs a prune has condemned count as unknown: they are stored again. */
@@ -69,7 +77,8 @@ export class BlobSaver {
     const length = plaintext.length;
     await this.reserve(length);
     // With `give` the plaintext moves to a pool thread (BlobPool.encode): not used after this.
-    const encoded = this.pool.encode(this.ctx.key, type, plaintext, id, tryCompress, give);
+    const level = tryCompress ? compressionLevel(this.ctx.config) : 0;
+    const encoded = this.pool.encode(this.ctx.key, type, plaintext, id, level, give);
     this.encoding.add(encoded);
     let blob;
     try {

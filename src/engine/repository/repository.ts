@@ -65,6 +65,8 @@ export interface InitOptions {
   chunker?: ChunkerParams;
   /** Target pack size in bytes (default 16 MiB). */
   packSize?: number;
+  /** zstd level for new blobs, 0 for none (default 3); see parseCompressionLevel. */
+  compression?: number;
 }
 
 export class Repository {
@@ -88,7 +90,7 @@ export class Repository {
         location: backend.location,
       });
     }
-    const config = newConfig(opts.chunker, opts.packSize);
+    const config = newConfig(opts.chunker, opts.packSize, opts.compression);
     const masterKey = randomBytes(KEY_LENGTH);
     const keyFile = await wrapMasterKey(masterKey, password, opts.scrypt ?? DEFAULT_SCRYPT);
     // Key before config: a crash in between leaves no config, so the location is still "not a vault".

@@ -64,9 +64,13 @@ export function resourceRoutes(api: Api, deps: HttpDeps): void {
       },
     },
     async (request, reply) =>
-      reply
-        .code(201)
-        .send(vaultOut(await createVault(app, request.body.name, request.body.path, actorOf(request)))),
+      reply.code(201).send(
+        vaultOut(
+          await createVault(app, request.body.name, request.body.path, actorOf(request), {
+            compression: request.body.compression,
+          }),
+        ),
+      ),
   );
 
   api.get(
