@@ -351,7 +351,7 @@ function checkPackBytes(ctx: RepositoryContext, p: IndexedPack, bytes: Buffer, i
     try {
       if (b.offset + b.length > bytes.length)
         throw new Error(`blob ${b.id} lies beyond the end of pack ${p.id}`);
-      decodeBlob(ctx.key, bytes.subarray(b.offset, b.offset + b.length), b, p.id);
+      decodeBlob(ctx.key, bytes.subarray(b.offset, b.offset + b.length), b, p.id, true);
     } catch (err) {
       issues.push({
         kind: 'blob-damaged',

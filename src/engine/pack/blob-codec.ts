@@ -51,8 +51,21 @@ export interface BlobRef {
   uncompressedLength: number;
 }
 
-/** Decrypts, decompresses and verifies that the plaintext hashes to the blob's id. */
-export function decodeBlob(key: Buffer, sealed: Uint8Array, ref: BlobRef, packId: string): Buffer {
+/**
+ * Decrypts, decompresses and verifies that the plaintext hashes to the blob's id. With
+ * `transient`, a compressed blob is decompressed into this thread's reused buffer and the result
+ * is a view, valid only until the next transient decode on the thread: for callers that write or
+ * verify the plaintext at once (restore, check, prune). Why: a restore decompressed every byte
+ * of the tree into a fresh buffer, and the page faults of those short-lived buffers were a large
+ * share of its system time.
+ */
+export function decodeBlob(
+  key: Buffer,
+  sealed: Uint8Array,
+  ref: BlobRef,
+  packId: string,
+  transient = false,
+): Buffer {
   const body = open(key, sealed);
   if (!body) {
     throw new CofferError('RepositoryCorrupt', `blob ${ref.id} in pack ${packId} fails authentication`, {
@@ -63,7 +76,7 @@ export function decodeBlob(key: Buffer, sealed: Uint8Array, ref: BlobRef, packId
   let plaintext = body;
   if (ref.compressed) {
     try {
-      plaintext = zstd.decompress(body);
+      plaintext = transient ? decompressToScratch(body, ref.uncompressedLength) : zstd.decompress(body);
     } catch (err) {
       throw new CofferError(
         'RepositoryCorrupt',
@@ -84,6 +97,20 @@ export function decodeBlob(key: Buffer, sealed: Uint8Array, ref: BlobRef, packId
     );
   }
   return plaintext;
+}
+
+let dctx: InstanceType<typeof zbind.DCtx> | null = null;
+let plainScratch: Buffer | null = null;
+
+/** zstd into this thread's reused buffer, sized by the index's uncompressed length (see decodeBlob). */
+function decompressToScratch(src: Buffer, expectedLength: number): Buffer {
+  dctx ??= new zbind.DCtx();
+  if (!plainScratch || plainScratch.length < expectedLength) {
+    plainScratch = Buffer.allocUnsafeSlow(Math.max(expectedLength, 1 << 20));
+  }
+  // A frame longer than the index says fails here (the buffer is too small), like a bad one.
+  const n = dctx.decompress(plainScratch.subarray(0, expectedLength), src);
+  return plainScratch.subarray(0, n);
 }
 
 /** This thread's compression context and output buffer, reused by every blob it compresses. */

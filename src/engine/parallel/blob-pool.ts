@@ -22,7 +22,14 @@ import {
   scanDirectory,
 } from './file-work.js';
 import type { PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
-import { type RestoreWrite, restoreWrite, type RestoreWriteOutcome } from './restore-work.js';
+import {
+  type EntryOutcome,
+  type EntryWork,
+  restoreEntries,
+  type RestoreWrite,
+  restoreWrite,
+  type RestoreWriteOutcome,
+} from './restore-work.js';
 import { ownBuffer, partFromWire } from './transfer.js';
 
 /**
@@ -184,6 +191,14 @@ export class BlobPool {
     const reply = await this.post(req, sealed ? [sealed] : [], this.pick());
     if (reply.kind !== 'restored') throw new Error(`blob pool: ${reply.kind} reply to a restore write`);
     return reply.outcome;
+  }
+
+  /** Creates directories and symlinks or sets directories' metadata (restore-work.ts restoreEntries). */
+  async restoreEntries(batch: EntryWork[]): Promise<EntryOutcome[]> {
+    if (this.size === 0) return restoreEntries(batch);
+    const reply = await this.post({ op: 'restore-entries', seq: ++this.seq, batch }, [], this.pick());
+    if (reply.kind !== 'entries') throw new Error(`blob pool: ${reply.kind} reply to restore entries`);
+    return reply.outcomes;
   }
 
   /** A buffer a thread sent, which `release` may send back. */

@@ -7,7 +7,7 @@
 import { parentPort } from 'node:worker_threads';
 import { decodeBlob, encodeBlob } from '../pack/blob-codec.js';
 import { FileSession, type ReadContext, scanDirectory } from './file-work.js';
-import { restoreWrite } from './restore-work.js';
+import { restoreEntries, restoreWrite } from './restore-work.js';
 import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
 import { ownBuffer, partToWire } from './transfer.js';
 
@@ -55,6 +55,8 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       const outcome = restoreWrite(Buffer.from(req.key), { ...req, blob });
       return { result: { kind: 'restored', outcome }, transfer: [] };
     }
+    case 'restore-entries':
+      return { result: { kind: 'entries', outcomes: restoreEntries(req.batch) }, transfer: [] };
     case 'context-release':
       contexts.delete(req.context);
       return { result: { kind: 'released' }, transfer: [] };

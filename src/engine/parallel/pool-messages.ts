@@ -2,7 +2,7 @@
 import type { ChunkerParams } from '../chunker/fastcdc.js';
 import type { BlobRef, BlobType } from '../pack/blob-codec.js';
 import type { ScannedDir } from './file-work.js';
-import type { RestoredMetadata, RestoreWriteOutcome } from './restore-work.js';
+import type { EntryOutcome, EntryWork, RestoredMetadata, RestoreWriteOutcome } from './restore-work.js';
 
 /** A ReadContext as posted: sent to a thread once, then named by its number. */
 export interface ReadContextWire {
@@ -62,6 +62,7 @@ export type PoolRequest =
       blob: { sealed: ArrayBuffer; ref: BlobRef; packId: string; offset: number } | null;
       finish: RestoredMetadata | null;
     }
+  | { op: 'restore-entries'; seq: number; batch: EntryWork[] }
   /** The backup that used the context is over: the thread drops it. */
   | { op: 'context-release'; seq: number; context: number }
   | { op: 'file-next'; seq: number; session: number; maxBytes: number }
@@ -92,6 +93,7 @@ export type PoolResult =
   | { kind: 'part'; part: FilePartWire }
   | { kind: 'closed' }
   | { kind: 'restored'; outcome: RestoreWriteOutcome }
+  | { kind: 'entries'; outcomes: EntryOutcome[] }
   | { kind: 'released' };
 
 export type PoolReply =

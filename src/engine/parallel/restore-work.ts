@@ -13,8 +13,12 @@ import {
   fchmodSync,
   fchownSync,
   futimesSync,
+  lchownSync,
   lstatSync,
+  lutimesSync,
+  mkdirSync,
   openSync,
+  symlinkSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -69,7 +73,7 @@ export function restoreWrite(key: Buffer, w: RestoreWrite): RestoreWriteOutcome 
   let plain: Buffer | null = null;
   if (w.blob) {
     try {
-      plain = decodeBlob(key, w.blob.sealed, w.blob.ref, w.blob.packId);
+      plain = decodeBlob(key, w.blob.sealed, w.blob.ref, w.blob.packId, true);
     } catch (err) {
       // decodeBlob throws only RepositoryCorrupt: the caller counts the blob as damaged.
       return { status: 'damaged', message: (err as Error).message };
@@ -119,4 +123,95 @@ export function restoreWrite(key: Buffer, w: RestoreWrite): RestoreWriteOutcome 
     closeSync(fd);
   }
   return { status: 'done', bytes: plain?.length ?? 0, warning };
+}
+
+/**
+ * Directories and symlinks of a restore, in batches: each batch is one request to a pool thread
+ * instead of two to five libuv round trips per entry on the main thread, where a tree's 1,500
+ * directories and 1,000 symlinks kept the engine threads idle for about half a second.
+ */
+export type EntryWork =
+  /** Create a directory (or accept an existing real one; never a symlink to one). */
+  | { op: 'mkdir'; path: string }
+  /** Create a symlink, replacing anything but a directory, and set its owner and time. */
+  | { op: 'symlink'; path: string; target: string; owner: { uid: number; gid: number } | null; mtime: number }
+  /** Set a finished directory's owner, times and mode. */
+  | { op: 'dir-metadata'; path: string; meta: RestoredMetadata };
+
+export type EntryOutcome = { ok: true; warnings: string[] } | { ok: false; why: string };
+
+/** Carries out a batch in order; one entry's failure does not stop the others. */
+export function restoreEntries(batch: EntryWork[]): EntryOutcome[] {
+  return batch.map((w) => {
+    try {
+      if (w.op === 'mkdir') return makeDir(w.path);
+      if (w.op === 'symlink') return makeSymlink(w);
+      return setDirMetadata(w.path, w.meta);
+    } catch (err) {
+      return { ok: false, why: `unexpected failure (${errno(err)})` };
+    }
+  });
+}
+
+function makeDir(path: string): EntryOutcome {
+  try {
+    mkdirSync(path, { mode: 0o700 });
+  } catch (err) {
+    if (errno(err) !== 'EEXIST') return { ok: false, why: `cannot create directory (${errno(err)})` };
+  }
+  // Whatever was there before must be a real directory: descending through a symlink could escape the target.
+  if (!lstatSync(path).isDirectory())
+    return { ok: false, why: 'exists and is not a directory (possibly a symlink)' };
+  return { ok: true, warnings: [] };
+}
+
+function makeSymlink(w: Extract<EntryWork, { op: 'symlink' }>): EntryOutcome {
+  try {
+    symlinkSync(w.target, w.path);
+  } catch (err) {
+    if (errno(err) !== 'EEXIST') return { ok: false, why: `cannot create symlink (${errno(err)})` };
+    if (lstatSync(w.path).isDirectory()) return { ok: false, why: 'exists and is a directory' };
+    unlinkSync(w.path);
+    symlinkSync(w.target, w.path);
+  }
+  const warnings: string[] = [];
+  if (w.owner) {
+    try {
+      lchownSync(w.path, w.owner.uid, w.owner.gid);
+    } catch (err) {
+      warnings.push(`cannot set owner (${errno(err)})`);
+    }
+  }
+  try {
+    lutimesSync(w.path, w.mtime, w.mtime);
+  } catch (err) {
+    warnings.push(`cannot set mtime (${errno(err)})`);
+  }
+  return { ok: true, warnings };
+}
+
+function setDirMetadata(path: string, meta: RestoredMetadata): EntryOutcome {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+  } catch (err) {
+    return { ok: false, why: `cannot open directory to set its metadata (${errno(err)})` };
+  }
+  const warnings: string[] = [];
+  try {
+    if (meta.owner) {
+      try {
+        fchownSync(fd, meta.owner.uid, meta.owner.gid);
+      } catch (err) {
+        warnings.push(`cannot set owner (${errno(err)})`);
+      }
+    }
+    futimesSync(fd, meta.mtime, meta.mtime);
+    fchmodSync(fd, meta.mode);
+  } catch (err) {
+    return { ok: false, why: `cannot set times or mode (${errno(err)})` };
+  } finally {
+    closeSync(fd);
+  }
+  return { ok: true, warnings };
 }

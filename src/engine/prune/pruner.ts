@@ -248,7 +248,7 @@ class Pruner {
       for (const b of w.blobs) {
         const sealed = Buffer.from(bytes.subarray(b.offset, b.offset + b.length));
         // Never copy damage forward: a blob that does not verify stops the prune (run check).
-        decodeBlob(key, sealed, b, w.pack.id);
+        decodeBlob(key, sealed, b, w.pack.id, true);
         const writer = writers[b.type];
         writer.add({
           id: b.id,

@@ -1,22 +1,11 @@
-import { constants as fsc } from 'node:fs';
-import {
-  type FileHandle,
-  lstat,
-  lutimes,
-  mkdir,
-  open,
-  realpath,
-  symlink,
-  unlink,
-  lchown,
-} from 'node:fs/promises';
+import { lstat, mkdir, realpath, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CofferError, isCofferError } from '../../errors/coffer-error.js';
 import { throwIfCancelled } from '../cancellation.js';
 import { mapLimit, Slots } from '../concurrency.js';
 import type { IndexEntry, MasterIndex } from '../index/master-index.js';
 import { sharedBlobPool } from '../parallel/blob-pool.js';
-import type { RestoredMetadata, RestoreWrite } from '../parallel/restore-work.js';
+import type { EntryWork, RestoredMetadata, RestoreWrite } from '../parallel/restore-work.js';
 import { packPath } from '../pack/pack-writer.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot } from '../snapshot/snapshot.js';
@@ -30,6 +19,10 @@ const MAX_RANGE_SIZE = 32 * 1024 * 1024;
 const PACK_CONCURRENCY = 2;
 /** File operations in flight: restores of many small files are bound by syscall latency, not bandwidth. */
 const FILE_CONCURRENCY = 16;
+/** Directories or symlinks per request to a pool thread (restore-work.ts restoreEntries). */
+const ENTRY_BATCH = 256;
+/** Batches of symlinks or directory metadata in flight at once (their order does not matter). */
+const ENTRY_BATCHES_IN_FLIGHT = 2;
 
 interface PlannedEntry {
   rel: string;
@@ -109,10 +102,8 @@ class Restorer {
     this.target = await this.prepareTarget();
 
     this.phase = 'writing';
-    for (const d of this.dirs) {
-      throwIfCancelled(signal, 'the restore');
-      await this.makeDir(d.rel);
-    }
+    // Parents before children: the batches go one after another, each in order.
+    await this.entries(this.dirs, 1, (d) => ({ op: 'mkdir', path: this.abs(d.rel) }));
     // Files with content are created by their first write (one open instead of two); empty ones here.
     await mapLimit(
       this.files.filter((f) => f.remainingBlobs === 0),
@@ -133,12 +124,19 @@ class Restorer {
       });
     }
     // Symlinks come last: no file or directory is ever created beneath a path that could be one.
-    for (const s of this.symlinks) {
-      throwIfCancelled(signal, 'the restore');
-      await this.makeSymlink(s);
-    }
-    // Deepest first, because creating entries inside a directory changes its mtime.
-    for (let i = this.dirs.length - 1; i >= 0; i--) await this.applyDirMetadata(this.dirs[i]!);
+    await this.entries(this.symlinks, ENTRY_BATCHES_IN_FLIGHT, (s) => ({
+      op: 'symlink',
+      path: this.abs(s.rel),
+      target: s.node.linkTarget!,
+      owner: this.isRoot ? { uid: s.node.uid, gid: s.node.gid } : null,
+      mtime: nsToSeconds(s.node.mtimeNs),
+    }));
+    // Last, because creating entries inside a directory changes its mtime; deepest first.
+    await this.entries([...this.dirs].reverse(), ENTRY_BATCHES_IN_FLIGHT, (d) => ({
+      op: 'dir-metadata',
+      path: this.abs(d.rel),
+      meta: this.metadata(d),
+    }));
     this.emit('');
     if (this.damaged.size > 0) throw this.damageReport();
     return {
@@ -297,17 +295,26 @@ class Restorer {
     return join(this.target, ...rel.split('/'));
   }
 
-  private async makeDir(rel: string): Promise<void> {
-    const path = this.abs(rel);
-    try {
-      await mkdir(path, { mode: 0o700 });
-    } catch (err) {
-      if (errno(err) !== 'EEXIST')
-        throw this.targetError(rel, `cannot create directory (${errno(err)})`, err);
-    }
-    // Whatever was there before must be a real directory: descending through a symlink could escape the target.
-    const st = await lstat(path);
-    if (!st.isDirectory()) throw this.targetError(rel, 'exists and is not a directory (possibly a symlink)');
+  /**
+   * Directory and symlink work in batches on the pool (restore-work.ts restoreEntries); the first
+   * entry that fails stops the restore with RestoreTargetInvalid, warnings are kept.
+   */
+  private async entries(
+    list: PlannedEntry[],
+    inFlight: number,
+    work: (e: PlannedEntry) => EntryWork,
+  ): Promise<void> {
+    const batches: PlannedEntry[][] = [];
+    for (let i = 0; i < list.length; i += ENTRY_BATCH) batches.push(list.slice(i, i + ENTRY_BATCH));
+    await mapLimit(batches, inFlight, async (batch) => {
+      throwIfCancelled(this.opts.signal, 'the restore');
+      const outcomes = await this.pool.restoreEntries(batch.map(work));
+      outcomes.forEach((o, k) => {
+        const e = batch[k]!;
+        if (!o.ok) throw this.targetError(e.rel, o.why);
+        for (const w of o.warnings) this.warnings.push(`${e.rel}: ${w}`);
+      });
+    });
   }
 
   private targetError(rel: string, why: string, cause?: unknown): CofferError {
@@ -465,51 +472,5 @@ class Restorer {
         restoredFiles: restored,
       },
     );
-  }
-
-  /** Directories' metadata, set here on the main thread (files get theirs in restoreWrite). */
-  private async applyMetadata(fh: FileHandle, e: PlannedEntry): Promise<void> {
-    const { mtime, mode, owner } = this.metadata(e);
-    if (owner) {
-      try {
-        await fh.chown(owner.uid, owner.gid);
-      } catch (err) {
-        this.warnings.push(`${e.rel}: cannot set owner (${errno(err)})`);
-      }
-    }
-    await fh.utimes(mtime, mtime);
-    await fh.chmod(mode);
-  }
-
-  private async makeSymlink(s: PlannedEntry): Promise<void> {
-    const path = this.abs(s.rel);
-    try {
-      await symlink(s.node.linkTarget!, path);
-    } catch (err) {
-      if (errno(err) !== 'EEXIST')
-        throw this.targetError(s.rel, `cannot create symlink (${errno(err)})`, err);
-      const st = await lstat(path);
-      if (st.isDirectory()) throw this.targetError(s.rel, 'exists and is a directory');
-      await unlink(path);
-      await symlink(s.node.linkTarget!, path);
-    }
-    if (this.isRoot) {
-      await lchown(path, s.node.uid, s.node.gid).catch((err: unknown) =>
-        this.warnings.push(`${s.rel}: cannot set owner (${errno(err)})`),
-      );
-    }
-    const t = nsToSeconds(s.node.mtimeNs);
-    await lutimes(path, t, t).catch((err: unknown) =>
-      this.warnings.push(`${s.rel}: cannot set mtime (${errno(err)})`),
-    );
-  }
-
-  private async applyDirMetadata(d: PlannedEntry): Promise<void> {
-    const fh = await open(this.abs(d.rel), fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
-    try {
-      await this.applyMetadata(fh, d);
-    } finally {
-      await fh.close();
-    }
   }
 }

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { lstat, mkdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { BlobPool } from '../../src/engine/parallel/blob-pool.js';
+import type { EntryWork } from '../../src/engine/parallel/restore-work.js';
+import { removeDir, tempDir } from './source-tree-fixture.js';
+
+// The same batches inline (no threads) and on a pool thread: both must behave alike.
+for (const threads of [0, 1]) {
+  describe(`restore entries in batches (${threads} pool threads)`, () => {
+    let root: string;
+    const pool = new BlobPool(threads);
+
+    before(async () => {
+      root = await tempDir('restore-entries');
+    });
+    after(async () => {
+      await pool.close();
+      await removeDir(root);
+    });
+
+    it('creates directories, accepts real ones, and refuses a symlink in the way', async () => {
+      await mkdir(join(root, 'exists'));
+      await symlink('/tmp', join(root, 'sneaky'));
+      const out = await pool.restoreEntries([
+        { op: 'mkdir', path: join(root, 'a') },
+        { op: 'mkdir', path: join(root, 'a', 'b') },
+        { op: 'mkdir', path: join(root, 'exists') },
+        { op: 'mkdir', path: join(root, 'sneaky') },
+        { op: 'mkdir', path: join(root, 'missing-parent', 'c') },
+      ]);
+      assert.deepEqual(out.slice(0, 3), [
+        { ok: true, warnings: [] },
+        { ok: true, warnings: [] },
+        { ok: true, warnings: [] },
+      ]);
+      assert.deepEqual(out[3], { ok: false, why: 'exists and is not a directory (possibly a symlink)' });
+      assert.deepEqual(out[4], { ok: false, why: 'cannot create directory (ENOENT)' });
+      assert.ok((await stat(join(root, 'a', 'b'))).isDirectory());
+    });
+
+    it('creates symlinks with their time, replaces a file, and refuses to replace a directory', async () => {
+      await writeFile(join(root, 'was-a-file'), 'x');
+      await mkdir(join(root, 'is-a-dir'));
+      const mtime = 1_700_000_000.123456;
+      const work: EntryWork[] = [
+        { op: 'symlink', path: join(root, 'l1'), target: 'a/b', owner: null, mtime },
+        { op: 'symlink', path: join(root, 'was-a-file'), target: '../elsewhere', owner: null, mtime },
+        { op: 'symlink', path: join(root, 'is-a-dir'), target: 'x', owner: null, mtime },
+      ];
+      const out = await pool.restoreEntries(work);
+      assert.deepEqual(out.slice(0, 2), [
+        { ok: true, warnings: [] },
+        { ok: true, warnings: [] },
+      ]);
+      assert.deepEqual(out[2], { ok: false, why: 'exists and is a directory' });
+      assert.equal(await readlink(join(root, 'l1')), 'a/b');
+      assert.equal(await readlink(join(root, 'was-a-file')), '../elsewhere');
+      assert.equal((await lstat(join(root, 'l1'))).mtimeMs, 1_700_000_000_123.456);
+    });
+
+    it("sets a directory's times and mode, never through a symlink", async () => {
+      await mkdir(join(root, 'meta'));
+      const meta = { mtime: 1_600_000_000.5, mode: 0o751, owner: null };
+      const out = await pool.restoreEntries([
+        { op: 'dir-metadata', path: join(root, 'meta'), meta },
+        { op: 'dir-metadata', path: join(root, 'sneaky'), meta },
+      ]);
+      assert.deepEqual(out[0], { ok: true, warnings: [] });
+      assert.equal(out[1]!.ok, false);
+      const st = await stat(join(root, 'meta'));
+      assert.equal(st.mode & 0o7777, 0o751);
+      assert.equal(st.mtimeMs, 1_600_000_000_500);
+      // The symlink's target (/tmp) kept its own mode.
+      assert.notEqual((await stat('/tmp')).mode & 0o7777, 0o751);
+    });
+  });
+}
