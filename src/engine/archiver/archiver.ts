@@ -23,14 +23,16 @@ import { Scanner } from './scanner.js';
  * Entries of one directory in flight at once (nested directories multiply this; the two
  * semaphores below bound the reading). Enough to keep every pool thread fed with small files.
  */
-const ENTRY_CONCURRENCY = 16;
+const ENTRY_CONCURRENCY = 32;
 /** Large files being read at once (each holds at most one part, PART_BYTES, plus chunks in flight). */
 const FILE_READERS = 4;
 /**
  * Small files being read and encoded on pool threads at once (each at most the chunker's
- * minimum size, 512 KiB by default): a few per thread, so none waits for the main thread.
+ * minimum size, 512 KiB by default): many per thread, so none waits for the main thread. With
+ * 12 (and 16 entries per directory) the two threads of a 2-core machine were idle for a quarter
+ * of a 30,000-file first backup (CPU profile); 32 and 32 cut its wall time by about a tenth.
  */
-const SMALL_FILES_IN_FLIGHT = 12;
+const SMALL_FILES_IN_FLIGHT = 32;
 /** Chunks of one file being encoded at once (see readFile). */
 const CHUNKS_IN_FLIGHT = 4;
 
