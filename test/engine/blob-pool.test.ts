@@ -69,6 +69,38 @@ describe('blob pool', () => {
     assert.equal(again.id, id);
   });
 
+  test('verifies a pack on a thread and inline alike, naming each damaged blob', async () => {
+    const blobs = [text, noise, text.subarray(0, 5000)];
+    const sealed = blobs.map((b) => encodeBlob(key, 'data', b, blobId(b), 3));
+    const refs = sealed.reduce<
+      { id: string; compressed: boolean; uncompressedLength: number; offset: number; length: number }[]
+    >((out, e, i) => {
+      const offset = out.length === 0 ? 0 : out[out.length - 1]!.offset + out[out.length - 1]!.length;
+      out.push({
+        id: e.id,
+        compressed: e.compressed,
+        uncompressedLength: blobs[i]!.length,
+        offset,
+        length: e.sealed.length,
+      });
+      return out;
+    }, []);
+    const pack = () => Buffer.concat(sealed.map((e) => e.sealed));
+    const beyond = { ...refs[0]!, id: 'f'.repeat(64), offset: pack().length - 10 };
+    for (const p of [pool, new BlobPool(0)]) {
+      assert.deepEqual(await p.verifyPack(key, pack(), refs, 'pk'), []);
+      const bad = pack();
+      bad[refs[1]!.offset + 40]! ^= 0x01;
+      const damaged = await p.verifyPack(key, bad, [...refs, beyond], 'pk');
+      assert.deepEqual(
+        damaged.map((d) => d.id),
+        [refs[1]!.id, beyond.id],
+      );
+      assert.match(damaged[0]!.message, /fails authentication/);
+      assert.match(damaged[1]!.message, /beyond the end of pack pk/);
+    }
+  });
+
   test('with no threads everything runs inline', async () => {
     const inline = new BlobPool(0);
     const e = await inline.encode(key, 'data', text, blobId(text), 3);

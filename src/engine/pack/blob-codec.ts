@@ -130,3 +130,33 @@ function compressToScratch(src: Buffer, level: number): Buffer {
   const n = cctx.compress(scratch, src, level);
   return scratch.subarray(0, n);
 }
+
+/** A blob of a pack that failed to verify: what check reports for it. */
+export interface DamagedBlob {
+  id: string;
+  message: string;
+}
+
+/**
+ * Opens and hash-checks every listed blob of a pack's bytes, where the index (not the possibly
+ * damaged header) says each one is, so every damaged blob is named. For `check --read-data`,
+ * which runs it on an engine thread per pack (BlobPool.verifyPack).
+ */
+export function verifyPackBlobs(
+  key: Buffer,
+  bytes: Uint8Array,
+  blobs: readonly (BlobRef & { offset: number; length: number })[],
+  packId: string,
+): DamagedBlob[] {
+  const damaged: DamagedBlob[] = [];
+  for (const b of blobs) {
+    try {
+      if (b.offset + b.length > bytes.length)
+        throw new Error(`blob ${b.id} lies beyond the end of pack ${packId}`);
+      decodeBlob(key, bytes.subarray(b.offset, b.offset + b.length), b, packId, true);
+    } catch (err) {
+      damaged.push({ id: b.id, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return damaged;
+}

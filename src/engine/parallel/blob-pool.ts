@@ -13,7 +13,15 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CofferError } from '../../errors/coffer-error.js';
 import { isErrorCode } from '../../errors/codes.js';
-import { type BlobRef, type BlobType, decodeBlob, encodeBlob, type EncodedBlob } from '../pack/blob-codec.js';
+import {
+  type BlobRef,
+  type BlobType,
+  type DamagedBlob,
+  decodeBlob,
+  encodeBlob,
+  type EncodedBlob,
+  verifyPackBlobs,
+} from '../pack/blob-codec.js';
 import {
   type FilePartOutcome,
   FileSession,
@@ -191,6 +199,24 @@ export class BlobPool {
     const reply = await this.post(req, sealed ? [sealed] : [], this.pick());
     if (reply.kind !== 'restored') throw new Error(`blob pool: ${reply.kind} reply to a restore write`);
     return reply.outcome;
+  }
+
+  /**
+   * Verifies every listed blob of a pack on one thread (blob-codec.ts verifyPackBlobs); the pack's
+   * bytes move to the thread, so the caller must be done with them.
+   */
+  async verifyPack(
+    key: Buffer,
+    bytes: Buffer,
+    blobs: (BlobRef & { offset: number; length: number })[],
+    packId: string,
+  ): Promise<DamagedBlob[]> {
+    if (this.size === 0) return verifyPackBlobs(key, bytes, blobs, packId);
+    const data = ownBuffer(bytes);
+    const req: PoolRequest = { op: 'verify-pack', seq: ++this.seq, key, packId, data, blobs };
+    const reply = await this.post(req, [data], this.pick());
+    if (reply.kind !== 'verified') throw new Error(`blob pool: ${reply.kind} reply to a pack verification`);
+    return reply.damaged;
   }
 
   /** Creates directories and symlinks or sets directories' metadata (restore-work.ts restoreEntries). */

@@ -5,7 +5,7 @@
  * is the files it has open for reading.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeBlob, encodeBlob } from '../pack/blob-codec.js';
+import { decodeBlob, encodeBlob, verifyPackBlobs } from '../pack/blob-codec.js';
 import { FileSession, type ReadContext, scanDirectory } from './file-work.js';
 import { restoreEntries, restoreWrite } from './restore-work.js';
 import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
@@ -54,6 +54,10 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       const blob = req.blob && { ...req.blob, sealed: Buffer.from(req.blob.sealed) };
       const outcome = restoreWrite(Buffer.from(req.key), { ...req, blob });
       return { result: { kind: 'restored', outcome }, transfer: [] };
+    }
+    case 'verify-pack': {
+      const damaged = verifyPackBlobs(Buffer.from(req.key), new Uint8Array(req.data), req.blobs, req.packId);
+      return { result: { kind: 'verified', damaged }, transfer: [] };
     }
     case 'restore-entries':
       return { result: { kind: 'entries', outcomes: restoreEntries(req.batch) }, transfer: [] };

@@ -1,6 +1,6 @@
 /** Messages between the blob pool (blob-pool.ts) and its worker threads (encode-worker.ts). */
 import type { ChunkerParams } from '../chunker/fastcdc.js';
-import type { BlobRef, BlobType } from '../pack/blob-codec.js';
+import type { BlobRef, BlobType, DamagedBlob } from '../pack/blob-codec.js';
 import type { ScannedDir } from './file-work.js';
 import type { EntryOutcome, EntryWork, RestoredMetadata, RestoreWriteOutcome } from './restore-work.js';
 
@@ -63,6 +63,15 @@ export type PoolRequest =
       finish: RestoredMetadata | null;
     }
   | { op: 'restore-entries'; seq: number; batch: EntryWork[] }
+  | {
+      op: 'verify-pack';
+      seq: number;
+      key: Uint8Array;
+      packId: string;
+      /** The whole pack, transferred. */
+      data: ArrayBuffer;
+      blobs: (BlobRef & { offset: number; length: number })[];
+    }
   /** The backup that used the context is over: the thread drops it. */
   | { op: 'context-release'; seq: number; context: number }
   | { op: 'file-next'; seq: number; session: number; maxBytes: number }
@@ -94,6 +103,7 @@ export type PoolResult =
   | { kind: 'closed' }
   | { kind: 'restored'; outcome: RestoreWriteOutcome }
   | { kind: 'entries'; outcomes: EntryOutcome[] }
+  | { kind: 'verified'; damaged: DamagedBlob[] }
   | { kind: 'released' };
 
 export type PoolReply =
