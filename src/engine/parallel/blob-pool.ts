@@ -1,6 +1,6 @@
 /**
  * Worker threads for the CPU-heavy half of the data path: zstd compression and AES-GCM sealing
- * of new blobs on backup, opening, decompressing and hash-checking them on restore. Profiling
+ * of new blobs on backup, opening, decompressing and hash-checking them on restore and check. Profiling
  * put compression alone at about two thirds of a backup's CPU time on one core; spreading it
  * over the machine's cores is the largest single speed-up the engine has (docs/backup-performance.md).
  * The threads also list directories and read source files for backups (file-work.ts) and write
@@ -17,7 +17,6 @@ import {
   type BlobRef,
   type BlobType,
   type DamagedBlob,
-  decodeBlob,
   encodeBlob,
   type EncodedBlob,
   verifyPackBlobs,
@@ -171,16 +170,6 @@ export class BlobPool {
   /** @internal */
   nextSeq(): number {
     return ++this.seq;
-  }
-
-  /** Opens, decompresses and verifies a sealed blob; same result and errors as decodeBlob. */
-  async decode(key: Buffer, sealed: Buffer, ref: BlobRef, packId: string): Promise<Buffer> {
-    if (this.size === 0 || sealed.length < INLINE_BELOW) return decodeBlob(key, sealed, ref, packId);
-    const data = copyOut(sealed);
-    const seq = ++this.seq;
-    const reply = await this.post({ op: 'decode', seq, key, ref, packId, data }, [data], this.pick());
-    if (reply.kind !== 'blob') throw new Error(`blob pool: ${reply.kind} reply to a decode`);
-    return Buffer.from(reply.data);
   }
 
   /** Decodes a blob and writes it into a restored file (restore-work.ts restoreWrite). */

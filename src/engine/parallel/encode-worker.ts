@@ -1,11 +1,11 @@
 /**
  * A worker thread of the blob pool (blob-pool.ts): compresses and seals blobs, opens and verifies
- * them for restore, and lists directories and reads source files for backups (file-work.ts), off
- * the main thread, and writes restored files (restore-work.ts). Its only state between requests
- * is the files it has open for reading.
+ * them for restore and check, and lists directories and reads source files for backups
+ * (file-work.ts), off the main thread, and writes restored files, directories and symlinks
+ * (restore-work.ts). Its only state between requests is the files it has open for reading.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeBlob, encodeBlob, verifyPackBlobs } from '../pack/blob-codec.js';
+import { encodeBlob, verifyPackBlobs } from '../pack/blob-codec.js';
 import { FileSession, type ReadContext, scanDirectory } from './file-work.js';
 import { restoreEntries, restoreWrite } from './restore-work.js';
 import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
@@ -23,11 +23,6 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       const blob = encodeBlob(Buffer.from(req.key), req.type, Buffer.from(req.data), req.id, req.level);
       const data = ownBuffer(blob.sealed);
       return { result: { kind: 'blob', data, compressed: blob.compressed }, transfer: [data] };
-    }
-    case 'decode': {
-      const plain = decodeBlob(Buffer.from(req.key), Buffer.from(req.data), req.ref, req.packId);
-      const data = ownBuffer(plain);
-      return { result: { kind: 'blob', data, compressed: req.ref.compressed }, transfer: [data] };
     }
     case 'scan':
       return { result: { kind: 'scan', dir: scanDirectory(req.path) }, transfer: [] };

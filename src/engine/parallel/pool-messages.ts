@@ -30,15 +30,6 @@ export type PoolRequest =
       /** The plaintext, transferred. */
       data: ArrayBuffer;
     }
-  | {
-      op: 'decode';
-      seq: number;
-      key: Uint8Array;
-      ref: BlobRef;
-      packId: string;
-      /** The sealed blob, transferred. */
-      data: ArrayBuffer;
-    }
   | { op: 'scan'; seq: number; path: string }
   /** Opens a file and reads its first part; the session stays open on the thread until end of file. */
   | {
