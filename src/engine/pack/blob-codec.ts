@@ -51,6 +51,9 @@ export interface BlobRef {
   uncompressedLength: number;
 }
 
+/** A blob and where it lies in its pack's bytes. */
+export type LocatedBlob = BlobRef & { offset: number; length: number };
+
 /**
  * Decrypts, decompresses and verifies that the plaintext hashes to the blob's id. With
  * `transient`, a compressed blob is decompressed into this thread's reused buffer and the result
@@ -145,7 +148,7 @@ export interface DamagedBlob {
 export function verifyPackBlobs(
   key: Buffer,
   bytes: Uint8Array,
-  blobs: readonly (BlobRef & { offset: number; length: number })[],
+  blobs: readonly LocatedBlob[],
   packId: string,
 ): DamagedBlob[] {
   const damaged: DamagedBlob[] = [];

@@ -14,11 +14,11 @@ import { Worker } from 'node:worker_threads';
 import { CofferError } from '../../errors/coffer-error.js';
 import { isErrorCode } from '../../errors/codes.js';
 import {
-  type BlobRef,
   type BlobType,
   type DamagedBlob,
   encodeBlob,
   type EncodedBlob,
+  type LocatedBlob,
   verifyPackBlobs,
 } from '../pack/blob-codec.js';
 import {
@@ -194,12 +194,7 @@ export class BlobPool {
    * Verifies every listed blob of a pack on one thread (blob-codec.ts verifyPackBlobs); the pack's
    * bytes move to the thread, so the caller must be done with them.
    */
-  async verifyPack(
-    key: Buffer,
-    bytes: Buffer,
-    blobs: (BlobRef & { offset: number; length: number })[],
-    packId: string,
-  ): Promise<DamagedBlob[]> {
+  async verifyPack(key: Buffer, bytes: Buffer, blobs: LocatedBlob[], packId: string): Promise<DamagedBlob[]> {
     if (this.size === 0) return verifyPackBlobs(key, bytes, blobs, packId);
     const data = ownBuffer(bytes);
     const req: PoolRequest = { op: 'verify-pack', seq: ++this.seq, key, packId, data, blobs };

@@ -1,6 +1,6 @@
 /** Messages between the blob pool (blob-pool.ts) and its worker threads (encode-worker.ts). */
 import type { ChunkerParams } from '../chunker/fastcdc.js';
-import type { BlobRef, BlobType, DamagedBlob } from '../pack/blob-codec.js';
+import type { BlobRef, BlobType, DamagedBlob, LocatedBlob } from '../pack/blob-codec.js';
 import type { ScannedDir } from './file-work.js';
 import type { EntryOutcome, EntryWork, RestoredMetadata, RestoreWriteOutcome } from './restore-work.js';
 
@@ -61,7 +61,7 @@ export type PoolRequest =
       packId: string;
       /** The whole pack, transferred. */
       data: ArrayBuffer;
-      blobs: (BlobRef & { offset: number; length: number })[];
+      blobs: LocatedBlob[];
     }
   /** The backup that used the context is over: the thread drops it. */
   | { op: 'context-release'; seq: number; context: number }

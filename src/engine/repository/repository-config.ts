@@ -20,13 +20,13 @@ export const DEFAULT_COMPRESSION_LEVEL = 3;
 /** Highest zstd level coffer accepts; above 19 zstd needs far more memory for little gain. */
 export const MAX_COMPRESSION_LEVEL = 19;
 
-/** Named levels for `coffer vault create --compression` and the API. */
-export const COMPRESSION_NAMES: Readonly<Record<string, number>> = {
-  off: 0,
-  fast: 1,
-  default: DEFAULT_COMPRESSION_LEVEL,
-  max: MAX_COMPRESSION_LEVEL,
-};
+/** Named levels for `coffer vault create --compression` and the API (a Map: no inherited keys). */
+const COMPRESSION_NAMES: ReadonlyMap<string, number> = new Map([
+  ['off', 0],
+  ['fast', 1],
+  ['default', DEFAULT_COMPRESSION_LEVEL],
+  ['max', MAX_COMPRESSION_LEVEL],
+]);
 
 /**
  * A compression setting as an operator writes it: `off`, `fast`, `default`, `max`, or a zstd
@@ -34,7 +34,7 @@ export const COMPRESSION_NAMES: Readonly<Record<string, number>> = {
  */
 export function parseCompressionLevel(value: string | number): number {
   const text = String(value).trim().toLowerCase();
-  const named = COMPRESSION_NAMES[text];
+  const named = COMPRESSION_NAMES.get(text);
   const level = named ?? (/^\d{1,2}$/.test(text) ? Number(text) : NaN);
   if (!Number.isInteger(level) || level < 0 || level > MAX_COMPRESSION_LEVEL) {
     throw new CofferError(
