@@ -8,8 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { WorkerBeat } from '../catalog/store.js';
 import type { Logger } from '../observability/logger.js';
+import { packageRoot } from './install-paths.js';
 import type { AppContext } from './context.js';
 
 /** The worker's heartbeat period: a third of the lease TTL, from 0.5 s to 10 s. */
@@ -19,11 +21,11 @@ export function workerHeartbeatMs(leaseMs: number): number {
 
 let version: string | null = null;
 
-/** coffer's version, from package.json (dist/src/app/ is three levels below it). */
+/** coffer's version, from its package.json. */
 export function cofferVersion(): string {
   if (version !== null) return version;
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as {
       version?: unknown;
     };
     version = typeof pkg.version === 'string' ? pkg.version : 'unknown';

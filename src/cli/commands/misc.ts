@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { startWorkerPool } from '../../app/worker.js';
 import { listWorkersJson } from '../../app/worker-view.js';
-import { createLogger } from '../../observability/logger.js';
 import { ERROR_CODES, articleFor, formatArticle, isErrorCode } from '../../errors/index.js';
 import { CofferError } from '../../errors/coffer-error.js';
 import { formatTime, parseDbPoolSize, parsePositiveInt, printJson, table } from '../format.js';
@@ -57,6 +56,8 @@ export function registerMiscCommands(program: Command, setExit: (code: number) =
           };
           process.on('SIGINT', onSignal);
           process.on('SIGTERM', onSignal);
+          // pino loads here, not at start: only the long-running commands log.
+          const { createLogger } = await import('../../observability/logger.js');
           const logger = createLogger();
           logger.info({ worker: app.workerId, concurrency }, 'worker started');
           const pool = startWorkerPool(app, {

@@ -55,7 +55,8 @@ function withPolicyFlags(cmd: Command, creating: boolean): Command {
   cmd
     .option(
       '--tz <zone>',
-      `IANA time zone of the schedule${creating ? ` (default: ${defaultTimeZone()})` : ''}`,
+      // Not the zone's name: reading it initialises ICU, which every command would pay at start.
+      `IANA time zone of the schedule${creating ? " (default: this machine's time zone)" : ''}`,
     )
     .option('--jitter <duration>', 'spread start times randomly (stable per item) up to this, e.g. 5m')
     .addOption(

@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { createLogger } from '../../observability/logger.js';
 import { parseDurationMs } from '../../scheduler/schedule.js';
 import { parseDbPoolSize, parsePositiveInt } from '../format.js';
 import { withApp } from '../session.js';
@@ -54,6 +53,8 @@ export function registerServeCommand(program: Command): void {
         await withApp(
           false,
           async (app) => {
+            // pino loads here, not at start: only the long-running commands log.
+            const { createLogger } = await import('../../observability/logger.js');
             const logger = createLogger();
             // Loaded here, not at start: the HTTP stack (Fastify, schemas, metrics) costs every
             // other command tens of megabytes and milliseconds it never uses.

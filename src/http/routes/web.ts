@@ -5,17 +5,16 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyReply } from 'fastify';
+import { packageRoot } from '../../app/install-paths.js';
 import type { Api } from '../deps.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-/** dist/src/http/routes → dist/src/web, where `npm run build` writes the bundle. */
-export const WEB_ROOT = join(HERE, '..', '..', 'web');
+/** dist/src/web, where `npm run build` writes the dashboard's bundle. */
+export const WEB_ROOT = join(packageRoot(), 'dist', 'src', 'web');
 /** The repository's docs/, which the error catalog's links point into. */
-const DOCS_ROOT = join(HERE, '..', '..', '..', '..', 'docs');
+const DOCS_ROOT = join(packageRoot(), 'docs');
 
 /** Paths the app routes itself; anything else stays a 404 problem+json. */
 const CLIENT_ROUTES = ['/', '/jobs', '/jobs/:id', '/items', '/items/:item', '/policies', '/insights'];
