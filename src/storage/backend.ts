@@ -22,4 +22,26 @@ export interface Backend {
   list(prefix: string): Promise<string[]>;
   /** Deletes an object; deleting a missing object is not an error. */
   remove(path: string): Promise<void>;
+  /**
+   * Starts an object written piece by piece and named only when complete (a pack is named by
+   * the hash of its bytes). Why: a backup used to build each 16 MiB pack in memory before
+   * storing it, several at once; written through, a local vault's packs cost no memory.
+   */
+  startUpload(): Promise<ObjectUpload>;
+}
+
+/** An object being written (Backend.startUpload); invisible to readers until `commit`. */
+export interface ObjectUpload {
+  /**
+   * Writes `data` at byte `offset`. Writes may be in flight together; together they cover the
+   * object once, without gaps. The caller keeps `data` unchanged until the promise settles.
+   */
+  write(data: Uint8Array, offset: number): Promise<void>;
+  /**
+   * Waits for the writes and stores the object under `path` with Backend.save's guarantee:
+   * readers see nothing or all of it, even if the process dies. At most once.
+   */
+  commit(path: string): Promise<void>;
+  /** Discards what was written (a cancelled backup); harmless after commit or a failure. */
+  abort(): Promise<void>;
 }

@@ -60,6 +60,10 @@ for (const kind of backends()) {
       const stopLatency = performance.now() - abortedAt;
       assert.ok(abortedAt > started && stopLatency < 500, `stopped ${stopLatency} ms after abort`);
       assert.deepEqual(await repo.listSnapshots({ includePending: true }), []);
+      if (kind === 'local') {
+        // The pack being written when the backup stopped was discarded, not left half-written.
+        assert.deepEqual(await readdir(join(backend.location, 'tmp')).catch(() => []), []);
+      }
       const report = await repo.check({ readData: true });
       assert.equal(report.ok, true, JSON.stringify(report.issues));
       assert.ok(report.issues.every((i) => i.severity === 'info'));

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { threadRecycler } from '../buffer-recycler.js';
 
 /** Length of an AES-256 key. The master key and every key-encryption key have this size. */
 export const KEY_LENGTH = 32;
@@ -27,13 +28,13 @@ function nextNonce(): Buffer {
 /**
  * Encrypts with AES-256-GCM under a fresh random 96-bit nonce; output is nonce || ciphertext || tag.
  * Random nonces are safe here because one key seals far fewer than 2^32 objects in practice.
- * The output has an ArrayBuffer of its own (never Node's shared pool), so it can be handed to
- * another thread without a copy.
+ * The output is never in Node's shared pool, so it can be handed to another thread without a
+ * copy; from 64 KiB up it is a view of a reusable buffer (buffer-recycler.ts).
  */
 export function seal(key: Uint8Array, plaintext: Uint8Array): Buffer {
   const nonce = nextNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  const out = Buffer.allocUnsafeSlow(NONCE_LENGTH + plaintext.length + TAG_LENGTH);
+  const out = threadRecycler.take(NONCE_LENGTH + plaintext.length + TAG_LENGTH);
   nonce.copy(out, 0);
   let written = NONCE_LENGTH;
   written += cipher.update(plaintext).copy(out, written);

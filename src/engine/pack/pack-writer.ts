@@ -1,67 +1,33 @@
-import { createHash } from 'node:crypto';
+/**
+ * A pack written through to storage blob by blob (Backend.startUpload) instead of built in
+ * memory: its bytes are hashed as they are added, in order, and the pack is named by that hash
+ * when it is stored. For a local vault a backup then holds no pack in memory at all; a backend
+ * that can only store whole objects gathers the pack itself (storage/buffered-upload.ts).
+ * Why: packs used to be built in pack-sized buffers, one filling per blob type and one per
+ * upload in flight, which was about 50 MB of a backup's peak memory.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { ObjectUpload } from '../../storage/backend.js';
+import type { IndexedPack } from '../index/master-index.js';
 import type { EncodedBlob } from './blob-codec.js';
 import { encodePackHeader, type PackedBlob } from './pack-format.js';
 
 /** ~16 MiB: few enough objects for cloud listing and per-request costs, small enough to rewrite in prune. */
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 
-export interface FinishedPack {
-  id: string;
-  /** The whole pack; a view of the writer's buffer, valid until it is given back (see PackBuffers). */
-  bytes: Buffer;
-  blobs: PackedBlob[];
+export function packPath(packId: string): string {
+  return `data/${packId.slice(0, 2)}/${packId}`;
 }
 
-/**
- * Pack-sized buffers kept for reuse. Why: a pack's blobs used to be kept as they came (thousands
- * of small buffers per pack) and joined at the end. They lived long enough to reach V8's old
- * generation, where their memory is freed only by a full collection, so a backup's RSS held
- * several packs' worth of dead buffers. Copying each sealed blob into one reused buffer lets the
- * blob die young and keeps pack memory at (packs in flight) × (pack size), whatever the tree.
- */
-export class PackBuffers {
-  private readonly free: Buffer[] = [];
-
-  /** Keeps up to `keep` buffers of at least `poolBytes`; smaller ones are never pooled. */
-  constructor(
-    private readonly keep: number,
-    private readonly poolBytes = 0,
-  ) {}
-
-  take(minBytes: number): Buffer {
-    if (minBytes >= this.poolBytes) {
-      const i = this.free.findIndex((b) => b.length >= minBytes);
-      if (i >= 0) return this.free.splice(i, 1)[0]!;
-    }
-    return Buffer.allocUnsafeSlow(minBytes);
-  }
-
-  give(buf: Buffer): void {
-    if (buf.length >= this.poolBytes && this.free.length < this.keep) this.free.push(buf);
-  }
-}
-
-/** Room a pack buffer keeps beyond the pack size for the header (and a last blob that overflows a little). */
-const HEADER_ROOM = 64 * 1024;
-
-/** Accumulates sealed blobs in one buffer until the pack is big enough to store. */
 export class PackWriter {
-  private buf: Buffer | null = null;
-  private blobs: PackedBlob[] = [];
+  private readonly hash: Hash = createHash('sha256');
+  private readonly blobs: PackedBlob[] = [];
   private offset = 0;
+  private readonly writes = new Set<Promise<void>>();
 
-  /**
-   * `capacity` is the usual pack size; a pack that outgrows it moves to a bigger buffer. With
-   * `startBytes`, a pack starts in a buffer that small and doubles as it fills: tree packs of a
-   * backup hold a few KB per directory, and a full pack-sized buffer for them was 16 MiB of
-   * resident memory per backup for nothing.
-   */
-  constructor(
-    private readonly capacity: number,
-    private readonly buffers: PackBuffers = new PackBuffers(0),
-    private readonly startBytes = capacity,
-  ) {}
+  constructor(private readonly upload: ObjectUpload) {}
 
+  /** Bytes added so far. */
   get size(): number {
     return this.offset;
   }
@@ -70,53 +36,52 @@ export class PackWriter {
     return this.blobs.length;
   }
 
-  add(blob: EncodedBlob): void {
+  /**
+   * Adds a blob at the end of the pack; resolves once its bytes are written, after which the
+   * blob's buffer may be reused. The place is taken at once, so adds may overlap.
+   */
+  add(blob: EncodedBlob): Promise<void> {
     const sealed = blob.sealed;
-    this.reserve(sealed.length);
-    sealed.copy(this.buf!, this.offset);
+    const at = this.offset;
+    this.offset += sealed.length;
+    this.hash.update(sealed);
     this.blobs.push({
       id: blob.id,
       type: blob.type,
-      offset: this.offset,
+      offset: at,
       length: sealed.length,
       uncompressedLength: blob.uncompressedLength,
       compressed: blob.compressed,
     });
-    this.offset += sealed.length;
-  }
-
-  /**
-   * Appends the header and hands the pack over with its buffer; the caller gives the buffer back
-   * (PackBuffers.give) once the pack is stored. The writer starts a new buffer for the next pack.
-   */
-  finish(key: Buffer): FinishedPack & { buffer: Buffer } {
-    const header = encodePackHeader(key, this.blobs);
-    this.reserve(header.length);
-    header.copy(this.buf!, this.offset);
-    const buffer = this.buf!;
-    const bytes = buffer.subarray(0, this.offset + header.length);
-    const result = { id: createHash('sha256').update(bytes).digest('hex'), bytes, blobs: this.blobs, buffer };
-    this.buf = null;
-    this.blobs = [];
-    this.offset = 0;
-    return result;
-  }
-
-  private reserve(bytes: number): void {
-    const need = this.offset + bytes;
-    if (this.buf && need <= this.buf.length) return;
-    const full = this.capacity + HEADER_ROOM;
-    const next = this.buffers.take(
-      Math.max(need, Math.min(full, this.buf ? this.buf.length * 2 : this.startBytes)),
+    const writing = this.upload.write(sealed, at);
+    this.writes.add(writing);
+    // Failures surface through the caller's await and again through store(); not unhandled here.
+    void writing.then(
+      () => this.writes.delete(writing),
+      () => undefined,
     );
-    if (this.buf) {
-      this.buf.copy(next, 0, 0, this.offset);
-      this.buffers.give(this.buf);
-    }
-    this.buf = next;
+    return writing;
   }
-}
 
-export function packPath(packId: string): string {
-  return `data/${packId.slice(0, 2)}/${packId}`;
+  /** Appends the header, waits for every write and stores the pack under its hash. */
+  async store(key: Buffer): Promise<IndexedPack> {
+    const header = encodePackHeader(key, this.blobs);
+    const at = this.offset;
+    this.offset += header.length;
+    this.hash.update(header);
+    const id = this.hash.digest('hex');
+    try {
+      await Promise.all([...this.writes, this.upload.write(header, at)]);
+      await this.upload.commit(packPath(id));
+    } catch (err) {
+      await this.upload.abort();
+      throw err;
+    }
+    return { id, size: this.offset, blobs: this.blobs };
+  }
+
+  /** Drops the pack (cancel, or a failed backup): nothing of it becomes visible. */
+  abort(): Promise<void> {
+    return this.upload.abort();
+  }
 }

@@ -37,7 +37,8 @@ import {
   restoreWrite,
   type RestoreWriteOutcome,
 } from './restore-work.js';
-import { ownBuffer, partFromWire } from './transfer.js';
+import { threadRecycler, wholeBuffer } from '../buffer-recycler.js';
+import { fromWire, partFromWire } from './transfer.js';
 
 /**
  * Blobs smaller than this are encoded on the calling thread: posting them to a worker and back
@@ -104,14 +105,15 @@ export class BlobPool {
     const length = plaintext.length;
     if (this.size === 0 || length < INLINE_BELOW) return encodeBlob(key, type, plaintext, id, level);
     // Otherwise a copy the worker can own: the caller's buffer may be a slice of a larger one.
-    const data = give ? ownBuffer(plaintext) : copyOut(plaintext);
+    const data = give ? wholeBuffer(plaintext) : copyOut(plaintext);
     const seq = ++this.seq;
-    const reply = await this.post({ op: 'encode', seq, key, type, id, level, data }, [data], this.pick());
+    const req: PoolRequest = { op: 'encode', seq, key, type, id, level, data, length };
+    const reply = await this.post(req, [data], this.pick());
     if (reply.kind !== 'blob') throw new Error(`blob pool: ${reply.kind} reply to an encode`);
     return {
       id,
       type,
-      sealed: this.adopt(reply.data),
+      sealed: this.adopt(reply.data, reply.length),
       compressed: reply.compressed,
       uncompressedLength: length,
     };
@@ -196,7 +198,7 @@ export class BlobPool {
    */
   async verifyPack(key: Buffer, bytes: Buffer, blobs: LocatedBlob[], packId: string): Promise<DamagedBlob[]> {
     if (this.size === 0) return verifyPackBlobs(key, bytes, blobs, packId);
-    const data = ownBuffer(bytes);
+    const data = wholeBuffer(bytes);
     const req: PoolRequest = { op: 'verify-pack', seq: ++this.seq, key, packId, data, blobs };
     const reply = await this.post(req, [data], this.pick());
     if (reply.kind !== 'verified') throw new Error(`blob pool: ${reply.kind} reply to a pack verification`);
@@ -211,21 +213,26 @@ export class BlobPool {
     return reply.outcomes;
   }
 
-  /** A buffer a thread sent, which `release` may send back. */
-  adopt(data: ArrayBuffer): Buffer {
+  /** A buffer a thread sent (its first `length` bytes), which `release` may send back. */
+  adopt(data: ArrayBuffer, length: number): Buffer {
     this.fromThreads.add(data);
-    return Buffer.from(data);
+    return fromWire(data, length);
   }
 
   /**
    * The caller is done with a buffer a thread sent (a sealed blob now copied into its pack). It
-   * goes back with the next request, to be freed by the thread's frequent young-generation
-   * collections. Why: the main thread allocates few objects, so V8 collects it rarely, and its
-   * dead blob buffers (with the malloc arenas of the threads that allocated them) reached over
-   * a hundred MB of RSS. Buffers not from a thread are left alone.
+   * goes back with the next request, for that thread to reuse (buffer-recycler.ts). Why: the
+   * main thread allocates few objects, so V8 collects it rarely, and its dead blob buffers (with
+   * the malloc arenas of the threads that allocated them) reached over a hundred MB of RSS.
+   * Without threads, the buffer goes to this thread's recycler. Buffers not from a thread are
+   * left alone.
    */
   release(buf: Buffer): void {
     const ab = buf.buffer;
+    if (this.size === 0 && ab instanceof ArrayBuffer) {
+      threadRecycler.give(ab);
+      return;
+    }
     if (!(ab instanceof ArrayBuffer) || !this.fromThreads.has(ab)) return;
     this.fromThreads.delete(ab);
     this.released.push(ab);
@@ -393,7 +400,7 @@ class ThreadFile implements PooledFile {
     this.open = true;
     const result = await reply;
     if (result.kind !== 'part') throw new Error(`blob pool: ${result.kind} reply to a file read`);
-    const part = partFromWire(result.part, (data) => this.pool.adopt(data));
+    const part = partFromWire(result.part, (data, length) => this.pool.adopt(data, length));
     if (part.status === 'error' || part.eof) this.open = false;
     return part;
   }

@@ -9,7 +9,8 @@ import { encodeBlob, verifyPackBlobs } from '../pack/blob-codec.js';
 import { FileSession, type ReadContext, scanDirectory } from './file-work.js';
 import { restoreEntries, restoreWrite } from './restore-work.js';
 import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
-import { ownBuffer, partToWire } from './transfer.js';
+import { adoptPooled, threadRecycler, wholeBuffer } from '../buffer-recycler.js';
+import { fromWire, partToWire } from './transfer.js';
 
 const port = parentPort;
 if (!port) throw new Error('encode-worker.js runs only as a worker thread');
@@ -20,9 +21,23 @@ const contexts = new Map<number, ReadContext>();
 function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[] } {
   switch (req.op) {
     case 'encode': {
-      const blob = encodeBlob(Buffer.from(req.key), req.type, Buffer.from(req.data), req.id, req.level);
-      const data = ownBuffer(blob.sealed);
-      return { result: { kind: 'blob', data, compressed: blob.compressed }, transfer: [data] };
+      const blob = encodeBlob(
+        Buffer.from(req.key),
+        req.type,
+        fromWire(req.data, req.length),
+        req.id,
+        req.level,
+      );
+      // The plaintext is done with: its buffer serves the next read or seal on this thread.
+      threadRecycler.give(req.data);
+      const data = wholeBuffer(blob.sealed);
+      const result: PoolResult = {
+        kind: 'blob',
+        data,
+        length: blob.sealed.length,
+        compressed: blob.compressed,
+      };
+      return { result, transfer: [data] };
     }
     case 'scan':
       return { result: { kind: 'scan', dir: scanDirectory(req.path) }, transfer: [] };
@@ -72,7 +87,12 @@ function filePart(
   return { result: { kind: 'part', part: wire }, transfer };
 }
 
-port.on('message', (req: PoolRequest) => {
+port.on('message', (req: PoolRequest & { dispose?: ArrayBuffer[] }) => {
+  // Buffers the main thread is done with (BlobPool.release): kept for reuse here.
+  for (const ab of req.dispose ?? []) {
+    adoptPooled(ab);
+    threadRecycler.give(ab);
+  }
   let reply: PoolReply;
   let transfer: ArrayBuffer[] = [];
   try {

@@ -23,6 +23,7 @@ import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type ChunkerParams, CutPointFinder } from '../chunker/fastcdc.js';
+import { threadRecycler } from '../buffer-recycler.js';
 import { encodeBlob } from '../pack/blob-codec.js';
 import type { TreeNode } from '../tree/tree.js';
 import { filterHas } from './known-filter.js';
@@ -155,8 +156,11 @@ export class FileSession {
   /** File offset of the chunk in progress. */
   private chunkStart = 0;
   private readonly finder: CutPointFinder;
-  /** The start of the chunk in progress, copied out of the read buffer (which is reused). */
-  private carry: Buffer[] = [];
+  /**
+   * The start of the chunk in progress, copied out of the read buffer (which is reused) into a
+   * pooled buffer that grows as needed and leaves with the chunk (buffer-recycler.ts).
+   */
+  private carry: Buffer | null = null;
   private carryBytes = 0;
   private readonly encodeHere: boolean;
   private closed = false;
@@ -233,13 +237,12 @@ export class FileSession {
     while (pos < buf.length) {
       const at = this.finder.findCut(buf, pos);
       if (at < 0) {
-        this.carry.push(Buffer.from(buf.subarray(pos)));
-        this.carryBytes += buf.length - pos;
+        this.appendCarry(buf.subarray(pos));
         return;
       }
       const piece = buf.subarray(pos, at);
       if (this.carryBytes > 0) {
-        this.carry.push(piece);
+        this.appendCarry(piece);
         this.emit(this.takeCarry(), true, chunks);
       } else {
         this.emit(piece, false, chunks);
@@ -248,10 +251,29 @@ export class FileSession {
     }
   }
 
-  /** The chunk in progress as one buffer of its own (never a view of the read buffer). */
+  private appendCarry(piece: Buffer): void {
+    const need = this.carryBytes + piece.length;
+    if (!this.carry || this.carry.length < need) {
+      // Grows by doubling from the average chunk size; no chunk outgrows the chunker's maximum.
+      const room = Math.max(
+        need,
+        Math.min(Math.max(2 * this.carryBytes, this.params.chunker.avgSize), this.params.chunker.maxSize),
+      );
+      const bigger = threadRecycler.take(room);
+      if (this.carry) {
+        this.carry.copy(bigger, 0, 0, this.carryBytes);
+        threadRecycler.give(this.carry.buffer as ArrayBuffer);
+      }
+      this.carry = bigger;
+    }
+    piece.copy(this.carry, this.carryBytes);
+    this.carryBytes = need;
+  }
+
+  /** The chunk in progress as a buffer of its own (never a view of the read buffer). */
   private takeCarry(): Buffer {
-    const whole = this.carry.length === 1 ? this.carry[0]! : Buffer.concat(this.carry);
-    this.carry = [];
+    const whole = this.carry!.subarray(0, this.carryBytes);
+    this.carry = null;
     this.carryBytes = 0;
     return whole;
   }
@@ -269,13 +291,16 @@ export class FileSession {
       chunks.push({ ...base, kind: 'sealed', sealed: blob.sealed, compressed: blob.compressed });
     } else {
       chunks.push({ ...base, kind: 'plain', data: owned ? plaintext : exactCopy(plaintext) });
+      return;
     }
+    // Not handed on: an owned plaintext's buffer serves the next chunk.
+    if (owned) threadRecycler.give(plaintext.buffer as ArrayBuffer);
   }
 }
 
-/** A copy in an ArrayBuffer of its own (not Node's shared pool), so it can be transferred whole. */
+/** A copy that can be transferred whole (never Node's shared pool): see buffer-recycler.ts. */
 function exactCopy(b: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(b.length);
+  const copy = threadRecycler.take(b.length);
   b.copy(copy);
   return copy;
 }

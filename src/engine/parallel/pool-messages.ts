@@ -16,7 +16,7 @@ export interface ReadContextWire {
 
 /**
  * Every request may carry `dispose`: buffers the thread sent earlier and the main thread no longer
- * needs (BlobPool.release); the thread drops them, and its collector frees them soon.
+ * needs (BlobPool.release); the thread keeps them for reuse (buffer-recycler.ts).
  */
 export type PoolRequest =
   | {
@@ -27,8 +27,9 @@ export type PoolRequest =
       id: string;
       /** zstd level, 0 for none. */
       level: number;
-      /** The plaintext, transferred. */
+      /** The plaintext: the first `length` bytes of `data`, transferred. */
       data: ArrayBuffer;
+      length: number;
     }
   | { op: 'scan'; seq: number; path: string }
   /** Opens a file and reads its first part; the session stays open on the thread until end of file. */
@@ -80,7 +81,7 @@ export interface PoolErrorInfo {
 export type PartChunkWire = { id: string; offset: number; length: number } & (
   | { kind: 'known' }
   | { kind: 'plain'; data: ArrayBuffer }
-  | { kind: 'sealed'; sealed: ArrayBuffer; compressed: boolean }
+  | { kind: 'sealed'; sealed: ArrayBuffer; sealedLength: number; compressed: boolean }
 );
 
 export type FilePartWire =
@@ -88,7 +89,8 @@ export type FilePartWire =
   | { status: 'error'; stage: 'open' | 'read'; errno: string; position: number };
 
 export type PoolResult =
-  | { kind: 'blob'; data: ArrayBuffer; compressed: boolean }
+  /** The sealed blob: the first `length` bytes of `data`. */
+  | { kind: 'blob'; data: ArrayBuffer; length: number; compressed: boolean }
   | { kind: 'scan'; dir: ScannedDir }
   | { kind: 'part'; part: FilePartWire }
   | { kind: 'closed' }

@@ -229,40 +229,41 @@ class Pruner {
     const total = work.reduce((n, w) => n + w.blobs.length, 0);
     for (const w of work) this.report.bytesRepacked += w.blobs.reduce((n, b) => n + b.length, 0);
     if (this.dryRun) return;
-    const writers: Record<BlobType, PackWriter> = {
-      data: new PackWriter(config.packSize),
-      tree: new PackWriter(config.packSize),
-    };
+    const writers: Record<BlobType, PackWriter | null> = { data: null, tree: null };
     const stored: IndexedPack[] = [];
-    const store = async (writer: PackWriter): Promise<void> => {
-      if (writer.count === 0) return;
-      const pack = writer.finish(key);
-      await backend.save(packPath(pack.id), pack.bytes);
-      stored.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
+    const store = async (type: BlobType): Promise<void> => {
+      const writer = writers[type];
+      writers[type] = null;
+      if (writer) stored.push(await writer.store(key));
     };
     let done = 0;
     this.progress('repack', done, total);
-    for (const w of work) {
-      this.cancelled();
-      const bytes = await backend.load(packPath(w.pack.id));
-      for (const b of w.blobs) {
-        const sealed = Buffer.from(bytes.subarray(b.offset, b.offset + b.length));
-        // Never copy damage forward: a blob that does not verify stops the prune (run check).
-        decodeBlob(key, sealed, b, w.pack.id, true);
-        const writer = writers[b.type];
-        writer.add({
-          id: b.id,
-          type: b.type,
-          sealed,
-          compressed: b.compressed,
-          uncompressedLength: b.uncompressedLength,
-        });
-        if (writer.size >= config.packSize) await store(writer);
-        this.progress('repack', ++done, total);
+    try {
+      for (const w of work) {
+        this.cancelled();
+        const bytes = await backend.load(packPath(w.pack.id));
+        for (const b of w.blobs) {
+          const sealed = bytes.subarray(b.offset, b.offset + b.length);
+          // Never copy damage forward: a blob that does not verify stops the prune (run check).
+          decodeBlob(key, sealed, b, w.pack.id, true);
+          const writer = (writers[b.type] ??= new PackWriter(await backend.startUpload()));
+          await writer.add({
+            id: b.id,
+            type: b.type,
+            sealed,
+            compressed: b.compressed,
+            uncompressedLength: b.uncompressedLength,
+          });
+          if (writer.size >= config.packSize) await store(b.type);
+          this.progress('repack', ++done, total);
+        }
       }
+      await store('data');
+      await store('tree');
+    } finally {
+      // A cancelled or failed repack leaves nothing half-written behind.
+      for (const writer of Object.values(writers)) await writer?.abort();
     }
-    await store(writers.data);
-    await store(writers.tree);
     // Indexed before the old packs are condemned: from then on, readers find the new copies.
     if (stored.length > 0) await writeIndexFile(backend, key, stored);
   }

@@ -1,14 +1,15 @@
 import type { IndexedPack, MasterIndex } from '../index/master-index.js';
 import type { BlobType, EncodedBlob } from '../pack/blob-codec.js';
+import { PackWriter } from '../pack/pack-writer.js';
 import { type BlobPool, sharedBlobPool } from '../parallel/blob-pool.js';
-import { PackBuffers, packPath, PackWriter } from '../pack/pack-writer.js';
 import { compressionLevel } from './repository-config.js';
 import type { RepositoryContext } from './repository-context.js';
 
-/** Two uploads in flight keep the disk or network busy while the next pack fills, without hoarding memory. */
+/**
+ * Full packs being stored at once (the last writes, fsync and rename; or, on S3, the upload of
+ * a pack gathered in memory): enough to keep the medium busy while the next pack fills.
+ */
 const MAX_UPLOADS_IN_FLIGHT = 2;
-/** Tree packs start this small (see PackWriter): most backups write a few MB of trees at most. */
-const TREE_PACK_START_BYTES = 256 * 1024;
 /**
  * Plaintext bytes being compressed and sealed at once. Enough to keep every pool thread busy
  * with a few chunks queued; the bound keeps a backup's memory independent of the tree's size.
@@ -29,15 +30,17 @@ export interface SaveOutcome {
  * to separate packs so that reading metadata (check, restore planning) fetches only small packs.
  */
 export class BlobSaver {
-  /** A buffer per upload in flight and per writer filling, reused pack after pack. */
-  private readonly buffers: PackBuffers;
-  private readonly writers: Record<BlobType, PackWriter>;
+  /** The pack each blob type is filling (opened on its first blob). */
+  private readonly filling: Record<BlobType, Promise<PackWriter> | null> = { data: null, tree: null };
+  /** Packs opened and neither stored nor discarded yet. */
+  private readonly unfinished = new Set<PackWriter>();
   private readonly seen = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
   private uploadError: unknown = null;
   private readonly encoding = new Set<Promise<unknown>>();
   private encodingBytes = 0;
   private readonly encodeSlots: (() => void)[] = [];
+  private closed = false;
   /** Packs fully stored, ready to be listed in this run's index file. */
   readonly stored: IndexedPack[] = [];
 
@@ -45,15 +48,7 @@ export class BlobSaver {
     private readonly ctx: RepositoryContext,
     private readonly index: MasterIndex,
     private readonly pool: BlobPool = sharedBlobPool(),
-  ) {
-    const size = ctx.config.packSize;
-    // One buffer filling and one per upload in flight, reused pack after pack.
-    this.buffers = new PackBuffers(MAX_UPLOADS_IN_FLIGHT + 1, size);
-    this.writers = {
-      data: new PackWriter(size, this.buffers),
-      tree: new PackWriter(size, this.buffers, TREE_PACK_START_BYTES),
-    };
-  }
+  ) {}
 
   /** Blobs that live only in packs a prune has condemned count as unknown: they are stored again. */
   knows(id: string): boolean {
@@ -90,16 +85,6 @@ export class BlobSaver {
     return this.addToPack(blob);
   }
 
-  /** Copies the blob into its pack (its buffer goes back to the pool) and stores full packs. */
-  private async addToPack(blob: EncodedBlob): Promise<SaveOutcome> {
-    const outcome = { isNew: true, storedBytes: blob.sealed.length, compressed: blob.compressed };
-    const writer = this.writers[blob.type];
-    writer.add(blob);
-    this.pool.release(blob.sealed);
-    if (writer.size >= this.ctx.config.packSize) await this.startUpload(writer, false);
-    return outcome;
-  }
-
   /**
    * Packs a blob that was already encoded elsewhere (a small file read and sealed on a pool
    * thread), unless the repository or this run has it already.
@@ -116,17 +101,84 @@ export class BlobSaver {
   /** Stores the partly filled packs and waits for every upload. */
   async flush(): Promise<void> {
     await this.settleEncoding();
-    for (const writer of Object.values(this.writers)) {
-      await this.startUpload(writer, true);
+    for (const type of ['data', 'tree'] as const) {
+      const opening = this.filling[type];
+      if (!opening) continue;
+      const pack = await opening;
+      if (this.filling[type] === opening) this.finishPack(type, pack);
     }
     await this.drain();
   }
 
-  /** Waits for encodes and uploads already started (used on cancel, so no write is left running behind us). */
+  /**
+   * Waits for encodes and uploads already started and discards packs not yet full (used on
+   * cancel or failure, so no write is left running behind us and no partial pack is kept).
+   */
   async drain(): Promise<void> {
     await this.settleEncoding();
+    this.closed = true;
+    for (const type of ['data', 'tree'] as const) this.filling[type] = null;
+    await Promise.allSettled([...this.unfinished].map((pack) => pack.abort()));
+    this.unfinished.clear();
     while (this.uploads.size > 0) await Promise.race(this.uploads);
     if (this.uploadError) throw this.uploadError;
+  }
+
+  /** Writes the blob into its type's pack (its buffer then goes back to the pool); stores full packs. */
+  private async addToPack(blob: EncodedBlob): Promise<SaveOutcome> {
+    const outcome = { isNew: true, storedBytes: blob.sealed.length, compressed: blob.compressed };
+    for (;;) {
+      const opening = this.packFor(blob.type);
+      const pack = await opening;
+      // Another save may have filled and finished this pack while we waited for it to open.
+      if (this.filling[blob.type] !== opening) continue;
+      const written = pack.add(blob);
+      if (pack.size >= this.ctx.config.packSize) this.finishPack(blob.type, pack);
+      await written;
+      break;
+    }
+    this.pool.release(blob.sealed);
+    while (this.uploads.size > MAX_UPLOADS_IN_FLIGHT) await Promise.race(this.uploads);
+    if (this.uploadError) throw this.uploadError;
+    return outcome;
+  }
+
+  private packFor(type: BlobType): Promise<PackWriter> {
+    if (this.closed) return Promise.reject(new Error('blob saver: save after the backup ended'));
+    let opening = this.filling[type];
+    if (!opening) {
+      opening = this.ctx.backend.startUpload().then((upload) => {
+        const pack = new PackWriter(upload);
+        if (this.closed) {
+          void pack.abort();
+          throw new Error('blob saver: save after the backup ended');
+        }
+        this.unfinished.add(pack);
+        return pack;
+      });
+      this.filling[type] = opening;
+    }
+    return opening;
+  }
+
+  /** The pack takes no more blobs; it is stored under its hash in the background (see uploads). */
+  private finishPack(type: BlobType, pack: PackWriter): void {
+    this.filling[type] = null;
+    this.unfinished.delete(pack);
+    if (pack.count === 0) {
+      void pack.abort();
+      return;
+    }
+    const upload = pack.store(this.ctx.key).then(
+      (stored) => {
+        this.stored.push(stored);
+      },
+      (err: unknown) => {
+        this.uploadError ??= err;
+      },
+    );
+    const tracked = upload.finally(() => this.uploads.delete(tracked));
+    this.uploads.add(tracked);
   }
 
   private async settleEncoding(): Promise<void> {
@@ -144,25 +196,5 @@ export class BlobSaver {
   private release(bytes: number): void {
     this.encodingBytes -= bytes;
     for (const wake of this.encodeSlots.splice(0)) wake();
-  }
-
-  private async startUpload(writer: PackWriter, force: boolean): Promise<void> {
-    while (this.uploads.size >= MAX_UPLOADS_IN_FLIGHT) await Promise.race(this.uploads);
-    if (this.uploadError) throw this.uploadError;
-    // Concurrent savers may have waited here for the same writer; only one of them stores it.
-    if (writer.count === 0 || (!force && writer.size < this.ctx.config.packSize)) return;
-    const pack = writer.finish(this.ctx.key);
-    const upload = this.ctx.backend.save(packPath(pack.id), pack.bytes).then(
-      () => {
-        this.stored.push({ id: pack.id, size: pack.bytes.length, blobs: pack.blobs });
-        // Only after a successful save: a failed multipart upload may still be reading it.
-        this.buffers.give(pack.buffer);
-      },
-      (err: unknown) => {
-        this.uploadError ??= err;
-      },
-    );
-    const tracked = upload.finally(() => this.uploads.delete(tracked));
-    this.uploads.add(tracked);
   }
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CofferError } from '../../errors/coffer-error.js';
-import type { Backend } from '../backend.js';
+import type { Backend, ObjectUpload } from '../backend.js';
 
 /** Directory for in-progress writes; its leftovers (from a killed process) are invisible to readers. */
 const TMP_DIR = 'tmp';
@@ -43,30 +43,31 @@ export class LocalBackend implements Backend {
   }
 
   async save(path: string, data: Uint8Array): Promise<void> {
-    const final = this.resolvePath(path);
+    const upload = await this.startUpload();
+    try {
+      await upload.write(data, 0);
+      await upload.commit(path);
+    } finally {
+      await upload.abort();
+    }
+  }
+
+  /** A file in tmp/, renamed into place at commit (so readers never see a partial object). */
+  async startUpload(): Promise<ObjectUpload> {
     const tmpDir = join(this.location, TMP_DIR);
     const tmp = join(tmpDir, `${randomBytes(16).toString('hex')}.tmp`);
     try {
       await mkdir(tmpDir, { recursive: true });
-      await mkdir(dirname(final), { recursive: true });
       const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-      try {
-        let off = 0;
-        while (off < data.length) {
-          const { bytesWritten } = await fh.write(data, off, data.length - off);
-          off += bytesWritten;
-        }
-        // fsync before rename: otherwise a crash can leave the final name pointing at an empty file.
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, final);
-      await syncDir(dirname(final));
+      return new LocalUpload(this, fh, tmp);
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw mapStorageError(err, this.location, path);
+      throw mapStorageError(err, this.location, TMP_DIR);
     }
+  }
+
+  /** @internal LocalUpload's way to the final file name. */
+  finalPath(path: string): string {
+    return this.resolvePath(path);
   }
 
   async load(path: string, range?: { offset: number; length: number }): Promise<Buffer> {
@@ -145,6 +146,71 @@ export class LocalBackend implements Backend {
 
   async remove(path: string): Promise<void> {
     await rm(this.resolvePath(path), { force: true });
+  }
+}
+
+class LocalUpload implements ObjectUpload {
+  private readonly writes = new Set<Promise<void>>();
+  private state: 'open' | 'committing' | 'closed' = 'open';
+
+  constructor(
+    private readonly backend: LocalBackend,
+    private readonly fh: FileHandle,
+    private readonly tmp: string,
+  ) {}
+
+  write(data: Uint8Array, offset: number): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(new Error('write to a committed or aborted upload'));
+    const writing = this.writeAll(data, offset);
+    this.writes.add(writing);
+    return writing.finally(() => this.writes.delete(writing));
+  }
+
+  private async writeAll(data: Uint8Array, offset: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw mapStorageError(err, this.backend.location, this.tmp);
+    }
+  }
+
+  async commit(path: string): Promise<void> {
+    if (this.state !== 'open') throw new Error('upload committed or aborted already');
+    this.state = 'committing';
+    const final = this.backend.finalPath(path);
+    try {
+      await Promise.all(this.writes);
+      // fsync before rename: otherwise a crash can leave the final name pointing at an empty file.
+      await this.fh.sync();
+      await this.close();
+      await mkdir(dirname(final), { recursive: true });
+      await rename(this.tmp, final);
+      await syncDir(dirname(final));
+    } catch (err) {
+      await this.abort();
+      throw mapStorageError(err, this.backend.location, path);
+    }
+    this.state = 'closed';
+  }
+
+  async abort(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    await Promise.allSettled(this.writes);
+    await this.close();
+    await unlink(this.tmp).catch(() => undefined);
+  }
+
+  private closed = false;
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close().catch(() => undefined);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { CofferError } from '../../errors/coffer-error.js';
-import type { Backend } from '../backend.js';
+import type { Backend, ObjectUpload } from '../backend.js';
+import { BufferedUpload } from '../buffered-upload.js';
 import { isInvalidRange, isNotFound, mapS3Error } from './s3-errors.js';
 import { parseS3Location, s3SettingsFromEnv, type S3Settings } from './s3-settings.js';
 
@@ -121,6 +122,11 @@ export class S3Backend implements Backend {
       }
       throw mapS3Error(err, this.location, path);
     }
+  }
+
+  /** Gathered in memory and stored at commit: an S3 object cannot be written in place. */
+  async startUpload(): Promise<ObjectUpload> {
+    return new BufferedUpload((path, data) => this.save(path, data));
   }
 
   async load(path: string, range?: { offset: number; length: number }): Promise<Buffer> {

@@ -1,0 +1,103 @@
+/**
+ * Chunk-sized buffers kept for reuse, one free list per thread. Why: a backup's data path used
+ * to allocate three or four fresh buffers per chunk (the plaintext handed out of the reading
+ * thread, the sealed blob, the copy of a chunk that straddles two reads), on one thread and
+ * freed on another. glibc keeps what a thread's arena freed for that arena, so the process held
+ * about 100 MB of freed buffers at the peak of a large backup (docs/backup-performance.md,
+ * "Memory"), on top of the buffers V8 had not collected yet. Reused buffers are never freed, so
+ * neither happens, and their pages are already mapped, which also spares the page faults.
+ *
+ * Buffers come in power-of-two sizes from 64 KiB to 16 MiB and travel between threads whole
+ * (transferred ArrayBuffers): a thread gives back whatever reaches it, whichever thread made it.
+ * Smaller requests get an exact buffer that is never kept (malloc serves those well).
+ */
+
+/** Smallest size kept for reuse. */
+export const RECYCLE_MIN = 64 * 1024;
+/** Largest size kept: a pack-sized buffer is PackBuffers' business. */
+const RECYCLE_MAX = 16 * 1024 * 1024;
+
+/** Bytes a thread's free list holds at most; past that, returned buffers are left to the collector. */
+export const RECYCLE_KEEP_BYTES = 24 * 1024 * 1024;
+
+/** True for the sizes the recycler hands out (and so takes back). */
+export function isRecycledSize(bytes: number): boolean {
+  return bytes >= RECYCLE_MIN && bytes <= RECYCLE_MAX && (bytes & (bytes - 1)) === 0;
+}
+
+function sizeFor(length: number): number {
+  let size = RECYCLE_MIN;
+  while (size < length) size *= 2;
+  return size;
+}
+
+/**
+ * ArrayBuffers of the recycler's making that this thread holds (taken here, or received from
+ * another thread's recycler): only these may travel whole though a view covers part of them.
+ */
+const pooled = new WeakSet<ArrayBuffer>();
+
+/** Marks a buffer that arrived from another thread as a pooled one (see `wholeBuffer`). */
+export function adoptPooled(ab: ArrayBuffer): void {
+  if (isRecycledSize(ab.byteLength)) pooled.add(ab);
+}
+
+/**
+ * The ArrayBuffer to transfer for `b`: its own when `b` covers all of it or it is a pooled
+ * buffer `b` starts (the receiver takes `b.length` with it), else a copy. Never Node's shared
+ * pool, which other Buffers use.
+ */
+export function wholeBuffer(b: Uint8Array): ArrayBuffer {
+  const ab = b.buffer;
+  if (ab instanceof ArrayBuffer && b.byteOffset === 0 && (b.byteLength === ab.byteLength || pooled.has(ab))) {
+    return ab;
+  }
+  const copy = threadRecycler.take(b.byteLength);
+  copy.set(b);
+  return copy.buffer as ArrayBuffer;
+}
+
+export class BufferRecycler {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private keptBytes = 0;
+
+  constructor(private readonly keepBytes = RECYCLE_KEEP_BYTES) {}
+
+  /** Bytes held in the free lists now. */
+  get kept(): number {
+    return this.keptBytes;
+  }
+
+  /**
+   * A buffer of exactly `length` bytes (contents undefined). From RECYCLE_MIN up it is a view of
+   * a pooled ArrayBuffer of the next power-of-two size; give that ArrayBuffer back when done.
+   */
+  take(length: number): Buffer {
+    if (length < RECYCLE_MIN || length > RECYCLE_MAX) return Buffer.allocUnsafeSlow(length);
+    const size = sizeFor(length);
+    const ab = this.free.get(size)?.pop();
+    if (ab) {
+      this.keptBytes -= size;
+      return Buffer.from(ab, 0, length);
+    }
+    const fresh = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+    pooled.add(fresh);
+    return Buffer.from(fresh, 0, length);
+  }
+
+  /**
+   * Takes back a pooled buffer (one a recycler made: see adoptPooled for those from another
+   * thread) whose every view is dead; anything else, or past the cap, is left to the collector.
+   */
+  give(ab: ArrayBuffer): void {
+    const size = ab.byteLength;
+    if (!pooled.has(ab) || this.keptBytes + size > this.keepBytes) return;
+    let list = this.free.get(size);
+    if (!list) this.free.set(size, (list = []));
+    list.push(ab);
+    this.keptBytes += size;
+  }
+}
+
+/** This thread's recycler (module state is per thread: each worker has its own). */
+export const threadRecycler = new BufferRecycler();
