@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BackupProgress, Repository } from '../../src/engine/index.js';
@@ -115,6 +115,10 @@ for (const kind of backends()) {
       assert.equal(unchanged.stats.bytesRead, 0);
       assert.equal(unchanged.stats.filesNew + unchanged.stats.filesChanged, 0);
       assert.equal(unchanged.parentSnapshotId, firstId);
+      // Nothing changed: every directory is its parent's tree again, down to the root.
+      const first = await repo.loadSnapshot(firstId);
+      assert.equal((await repo.loadSnapshot(unchanged.snapshotId)).rootTreeId, first.rootTreeId);
+      assert.equal(unchanged.stats.blobsNew, 0);
 
       await appendFile(join(source, 'odd', 'mode-751'), 'echo changed\n');
       await writeFile(join(source, 'odd', 'new-file'), 'brand new content\n');
@@ -124,10 +128,46 @@ for (const kind of backends()) {
       assert.equal(changed.stats.bytesRead, expectedRead);
       assert.equal(changed.stats.filesChanged, 1);
       assert.equal(changed.stats.filesNew, 1);
+      // A change deep down gives the root a new tree; untouched directories keep their trees.
+      const changedRoot = (await repo.loadSnapshot(changed.snapshotId)).rootTreeId;
+      assert.notEqual(changedRoot, first.rootTreeId);
+      const before = await repo.readTree(first.rootTreeId);
+      const after = await repo.readTree(changedRoot);
+      for (const node of after.filter((n) => n.type === 'dir')) {
+        const old = before.find((n) => n.name === node.name)!;
+        if (node.name === 'odd') assert.notEqual(node.subtree, old.subtree);
+        else assert.equal(node.subtree, old.subtree, `${node.name} kept its tree`);
+      }
       await repo.commitSnapshot(changed.snapshotId);
       const target = join(work, 'restored-incremental');
       await repo.restore({ snapshotId: changed.snapshotId, target });
       assert.equal(diffTrees(source, target), '');
+    });
+
+    it('gives a directory a new tree when an entry is renamed or its metadata changes', async () => {
+      const dir = join(work, 'renames');
+      await mkdir(dir);
+      await writeFile(join(dir, 'a'), 'alpha\n');
+      await writeFile(join(dir, 'b'), 'beta\n');
+      const base = await repo.backup({ sourcePath: dir });
+      await repo.commitSnapshot(base.snapshotId);
+      const baseRoot = (await repo.loadSnapshot(base.snapshotId)).rootTreeId;
+      await rename(join(dir, 'b'), join(dir, 'c'));
+      const renamed = await repo.backup({ sourcePath: dir, parentSnapshotId: base.snapshotId });
+      const renamedRoot = (await repo.loadSnapshot(renamed.snapshotId)).rootTreeId;
+      assert.notEqual(renamedRoot, baseRoot);
+      assert.deepEqual(
+        (await repo.readTree(renamedRoot)).map((n) => n.name),
+        ['a', 'c'],
+      );
+      await repo.commitSnapshot(renamed.snapshotId);
+      await chmod(join(dir, 'a'), 0o600);
+      const chmodded = await repo.backup({ sourcePath: dir, parentSnapshotId: renamed.snapshotId });
+      const nodes = await repo.readTree((await repo.loadSnapshot(chmodded.snapshotId)).rootTreeId);
+      assert.equal(nodes.find((n) => n.name === 'a')!.mode, 0o600);
+      const target = join(work, 'restored-renames');
+      await repo.restore({ snapshotId: chmodded.snapshotId, target });
+      assert.equal(diffTrees(dir, target), '');
     });
 
     it('falls back to reading everything when the parent is gone, with a warning', async () => {

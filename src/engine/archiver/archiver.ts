@@ -1,20 +1,26 @@
 import { constants as fsc } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { CofferError, isCofferError } from '../../errors/coffer-error.js';
 import { throwIfCancelled } from '../cancellation.js';
 import { mapLimit, Semaphore } from '../concurrency.js';
 import { type MasterIndex, writeIndexFile } from '../index/master-index.js';
 import { blobId } from '../pack/blob-codec.js';
-import { PART_BYTES, type ReadContext, type PartChunk, type ScannedEntry } from '../parallel/file-work.js';
+import {
+  childPath,
+  PART_BYTES,
+  type ReadContext,
+  type PartChunk,
+  type ScannedEntry,
+} from '../parallel/file-work.js';
 import { KnownBlobFilter } from '../parallel/known-filter.js';
 import { type BlobPool, sharedBlobPool } from '../parallel/blob-pool.js';
 import { BlobSaver, type SaveOutcome } from '../repository/blob-saver.js';
 import { compressionLevel } from '../repository/repository-config.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot, newSnapshotId, saveSnapshot, type Snapshot } from '../snapshot/snapshot.js';
-import { compareNames, encodeTree, type TreeNode } from '../tree/tree.js';
+import { compareNames, encodeTree, sameNode, type TreeNode } from '../tree/tree.js';
 import type { BackupOptions, BackupProgress, BackupResult, BackupStats } from './backup-types.js';
 import { ReadRateLimiter } from './rate-limiter.js';
 import { Scanner } from './scanner.js';
@@ -258,7 +264,7 @@ class Archiver {
       throwIfCancelled(this.signal, 'the backup');
       const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;
       try {
-        return await this.saveEntry(join(abs, entry.name), childRel, entry, parentNodes.get(entry.name));
+        return await this.saveEntry(childPath(abs, entry.name), childRel, entry, parentNodes.get(entry.name));
       } catch (err) {
         if (err instanceof SkippedEntry) {
           this.warn(childRel, err.message);
@@ -268,6 +274,18 @@ class Archiver {
       }
     });
     const nodes = results.filter((n): n is TreeNode => n !== null);
+    if (
+      parentTreeId !== null &&
+      nodes.length === parentNodes.size &&
+      nodes.every((n) => {
+        const before = parentNodes.get(n.name);
+        return before !== undefined && sameNode(n, before);
+      }) &&
+      this.saver!.knows(parentTreeId)
+    ) {
+      // Unchanged since the parent backup (names, metadata, contents, subtrees): the same tree.
+      return parentTreeId;
+    }
     const bytes = encodeTree(nodes);
     const id = blobId(bytes);
     await this.saveBlob('tree', bytes, id, true);

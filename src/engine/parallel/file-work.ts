@@ -20,7 +20,6 @@ import {
   readSync,
 } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type ChunkerParams, CutPointFinder } from '../chunker/fastcdc.js';
 import { threadRecycler } from '../buffer-recycler.js';
@@ -96,6 +95,14 @@ function entryFrom(name: string, kind: ScannedKind, st: BigIntStats): ScannedEnt
 
 const NO_METADATA = { mode: 0, mtimeNs: '0', ctimeNs: '0', size: 0, uid: 0, gid: 0, inode: '0' };
 
+/**
+ * `dir`/`name` for a name readdir gave (never '.', '..' or containing '/') under a resolved
+ * directory: path.join's normalising was a measurable share of walking a large tree.
+ */
+export function childPath(dir: string, name: string): string {
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
+}
+
 /** Lists a directory and lstats every entry (symlinks are read too). Never throws for an entry. */
 export function scanDirectory(path: string): ScannedDir {
   let raw: Buffer[];
@@ -112,7 +119,7 @@ export function scanDirectory(path: string): ScannedDir {
       invalidNames.push(r.toString('hex'));
       continue;
     }
-    const abs = join(path, name);
+    const abs = childPath(path, name);
     let st: BigIntStats;
     try {
       st = lstatSync(abs, { bigint: true });

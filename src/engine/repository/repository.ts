@@ -55,6 +55,7 @@ import {
   type Snapshot,
   type SnapshotSummary,
 } from '../snapshot/snapshot.js';
+import type { TreeNode } from '../tree/tree.js';
 import { newConfig, parseConfig } from './repository-config.js';
 import { RepositoryContext } from './repository-context.js';
 
@@ -148,6 +149,11 @@ export class Repository {
 
   loadSnapshot(id: string): Promise<Snapshot> {
     return loadSnapshot(this.ctx.backend, this.ctx.key, id);
+  }
+
+  /** The entries of a directory as a backup stored it (a snapshot's rootTreeId, a node's subtree). */
+  async readTree(treeId: string): Promise<TreeNode[]> {
+    return this.ctx.loadTree(await this.ctx.loadIndex(), treeId);
   }
 
   restore(opts: RestoreOptions): Promise<RestoreResult> {
