@@ -6,8 +6,8 @@ import { compressionLevel } from './repository-config.js';
 import type { RepositoryContext } from './repository-context.js';
 
 /**
- * Full packs being stored at once (the last writes, fsync and rename; or, on S3, the upload of
- * a pack gathered in memory): enough to keep the medium busy while the next pack fills.
+ * Full packs being stored (the last writes, fsync and rename; or, on S3, the upload of a pack
+ * gathered in memory) while the next pack fills; past this many, new blobs wait for one to end.
  */
 const MAX_UPLOADS_IN_FLIGHT = 2;
 /**
