@@ -131,8 +131,14 @@ async function openPostgres(url: string, poolSize: number): Promise<Catalog> {
   // A loaded server can take seconds to accept a connection; 30 s before giving up.
   const driver = await loadPg();
   const pool = new driver.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 30_000 });
-  // An idle client that loses its server must not crash the process; the next query reports it.
+  // A client that loses its server must not crash the process; the next query reports it. The
+  // pool's own handler covers only idle clients: a client checked out between two queries of a
+  // transaction (a lease renewal, a commit) emits 'error' on itself, and an 'error' event with
+  // no listener kills a Node process (seen: PostgreSQL stopped -m immediate mid-backup).
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const safeUrl = url.replace(/\/\/[^@/]*@/, '//***@');
   try {
