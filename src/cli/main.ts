@@ -1,5 +1,6 @@
 /** The `coffer` executable: parse, run, and turn the outcome into an exit code. */
 import { CommanderError } from 'commander';
+import { tuneProcessMemory } from '../app/process-tuning.js';
 import { buildProgram } from './program.js';
 import { EXIT_USAGE, reportFailure } from './session.js';
 
@@ -18,6 +19,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Before any command allocates: the allocator's thresholds apply to what is allocated after.
+tuneProcessMemory();
 const code = await main(process.argv);
 // Let stdout drain before leaving, so piped JSON is never cut short.
 process.exitCode = code;

@@ -25,6 +25,9 @@ function nextNonce(): Buffer {
   return nonce;
 }
 
+/** Bytes encrypted per cipher update in `seal`: below the allocator's mmap threshold. */
+const SEAL_SLICE = 64 * 1024;
+
 /**
  * Encrypts with AES-256-GCM under a fresh random 96-bit nonce; output is nonce || ciphertext || tag.
  * Random nonces are safe here because one key seals far fewer than 2^32 objects in practice.
@@ -37,7 +40,11 @@ export function seal(key: Uint8Array, plaintext: Uint8Array): Buffer {
   const out = threadRecycler.take(NONCE_LENGTH + plaintext.length + TAG_LENGTH);
   nonce.copy(out, 0);
   let written = NONCE_LENGTH;
-  written += cipher.update(plaintext).copy(out, written);
+  // In slices: update() returns a fresh buffer as large as its input, and a chunk-sized one per
+  // blob would be mapped and unmapped by the allocator every time (app/process-tuning.ts).
+  for (let at = 0; at < plaintext.length; at += SEAL_SLICE) {
+    written += cipher.update(plaintext.subarray(at, at + SEAL_SLICE)).copy(out, written);
+  }
   written += cipher.final().copy(out, written);
   cipher.getAuthTag().copy(out, written);
   return out;

@@ -41,7 +41,17 @@ export class MasterIndex {
     for (const b of pack.blobs) {
       const prev = this.blobs.get(b.id);
       if (!prev || (!packCondemned && this.condemned.has(prev.packId))) {
-        this.blobs.set(b.id, { ...b, packId: pack.id });
+        // A literal, not `{ ...b, packId }`: spreading a parsed object gave every entry a
+        // hidden class of its own in V8, 9 MB for a vault of 30,000 blobs.
+        this.blobs.set(b.id, {
+          id: b.id,
+          type: b.type,
+          offset: b.offset,
+          length: b.length,
+          uncompressedLength: b.uncompressedLength,
+          compressed: b.compressed,
+          packId: pack.id,
+        });
       }
     }
   }

@@ -1,0 +1,101 @@
+/**
+ * Memory settings for a coffer process, applied once at start-up by the CLI (every command,
+ * `serve` and `worker` included). Why: at the peak of a large first backup the process held
+ * 320-330 MB, of which only about 60 MB were live buffers (docs/backup-performance.md,
+ * "Memory"). The rest was the C allocator keeping freed chunk buffers for the engine threads,
+ * and V8 growing the main thread's young generation and old-generation limit far past what
+ * it had live. Both are defaults meant for throughput of short-lived allocations that a backup
+ * does not have; set here they cost no measurable time (docs/benchmarks.md).
+ *
+ * - glibc: a fixed mmap threshold (buffers from 256 KiB up are mapped, and unmapped when freed)
+ *   and a fixed trim threshold (an arena hands back what is free at its top). The environment
+ *   variables glibc reads (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) cannot be set
+ *   from inside Node, which is why this is a small native addon (native/malloc-tuning).
+ * - V8: the young generation does not grow (`--semi-space-growth-factor=1`) and the old
+ *   generation's limit grows by 30 % over what survived a full collection rather than up to
+ *   4x (`--heap-growing-percent`). Both flags are read at each collection, so setting them
+ *   after start-up takes effect; the worker threads' young generation is capped when they start
+ *   (engine/parallel/blob-pool.ts).
+ *
+ * An operator who sets either glibc variable, or COFFER_MEMORY_TUNING=off, keeps their own.
+ */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { packageRoot } from './install-paths.js';
+
+/** Allocations from this size up are mapped on their own (glibc's M_MMAP_THRESHOLD). */
+export const MMAP_THRESHOLD_BYTES = 256 * 1024;
+/** Free memory at the top of an arena past this is returned (glibc's M_TRIM_THRESHOLD). */
+export const TRIM_THRESHOLD_BYTES = 256 * 1024;
+/** Flags of V8's that are read at every collection (see the module comment). */
+export const V8_FLAGS = ['--semi-space-growth-factor=1', '--heap-growing-percent=30'];
+
+/** The C allocator's totals over all arenas (glibc's mallinfo2). */
+export interface AllocatorStats {
+  arenaBytes: number;
+  mmappedBytes: number;
+  mmappedBlocks: number;
+  inUseBytes: number;
+  freeBytes: number;
+}
+
+interface MallocTuningAddon {
+  setThresholds(mmapThreshold: number, trimThreshold: number): boolean;
+  stats(): AllocatorStats | null;
+}
+
+/** What tuneProcessMemory did to the C allocator. */
+export type AllocatorTuning =
+  | 'tuned'
+  /** The operator set a glibc variable or COFFER_MEMORY_TUNING=off. */
+  | 'left to the operator'
+  /** Not glibc (musl, macOS): nothing to tune. */
+  | 'not glibc'
+  /** The addon is not built (`npm run build:native`): coffer works, with more memory. */
+  | 'addon missing';
+
+export interface TuningOutcome {
+  allocator: AllocatorTuning;
+  v8Flags: string[];
+}
+
+let addon: MallocTuningAddon | null | undefined;
+
+/** The addon, or null when it was not built. */
+export function mallocTuningAddon(): MallocTuningAddon | null {
+  if (addon !== undefined) return addon;
+  const file = join(packageRoot(), 'native', 'malloc-tuning', 'build', 'Release', 'malloc_tuning.node');
+  try {
+    addon = createRequire(import.meta.url)(file) as MallocTuningAddon;
+  } catch {
+    addon = null;
+  }
+  return addon;
+}
+
+/** The C allocator's totals now, or null without the addon or glibc. */
+export function allocatorStats(): AllocatorStats | null {
+  return mallocTuningAddon()?.stats() ?? null;
+}
+
+let applied: TuningOutcome | null = null;
+
+/** Applies the settings above, once per process; later calls return the first outcome. */
+export function tuneProcessMemory(env: NodeJS.ProcessEnv = process.env): TuningOutcome {
+  if (applied) return applied;
+  if (env.COFFER_MEMORY_TUNING === 'off')
+    return (applied = { allocator: 'left to the operator', v8Flags: [] });
+  for (const flag of V8_FLAGS) setFlagsFromString(flag);
+  applied = { allocator: tuneAllocator(env), v8Flags: V8_FLAGS };
+  return applied;
+}
+
+function tuneAllocator(env: NodeJS.ProcessEnv): AllocatorTuning {
+  if (env.MALLOC_MMAP_THRESHOLD_ !== undefined || env.MALLOC_TRIM_THRESHOLD_ !== undefined) {
+    return 'left to the operator';
+  }
+  const native = mallocTuningAddon();
+  if (!native) return 'addon missing';
+  return native.setThresholds(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES) ? 'tuned' : 'not glibc';
+}

@@ -1,0 +1,87 @@
+/**
+ * The process memory settings (app/process-tuning.ts), each in a fresh Node process: the
+ * allocator's thresholds are process-wide and can be set only once per process.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const MODULE = fileURLToPath(new URL('../../src/app/process-tuning.js', import.meta.url));
+
+/**
+ * Runs `body` in a child with the module imported as `t`; returns what it printed as JSON.
+ * `--expose-gc` so the child can free an ArrayBuffer when it chooses.
+ */
+function inChild(body: string, env: NodeJS.ProcessEnv = {}): Record<string, unknown> {
+  const clean: NodeJS.ProcessEnv = { ...process.env };
+  delete clean.MALLOC_MMAP_THRESHOLD_;
+  delete clean.MALLOC_TRIM_THRESHOLD_;
+  delete clean.COFFER_MEMORY_TUNING;
+  const script = `import * as t from ${JSON.stringify(MODULE)};\n${body}`;
+  const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+    env: { ...clean, ...env },
+    encoding: 'utf8',
+  });
+  return JSON.parse(out) as Record<string, unknown>;
+}
+
+/**
+ * Frees an 8 MiB buffer (which, left to itself, glibc takes as a reason to raise its mmap
+ * threshold to 8 MiB), then reports whether a fresh 1 MiB buffer was mapped on its own.
+ */
+const PROBE = `
+const outcome = process.argv.includes('--no-tune') ? null : t.tuneProcessMemory();
+let big = Buffer.allocUnsafeSlow(8 << 20);
+big.fill(1);
+big = null;
+for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+const before = t.allocatorStats();
+const probe = Buffer.allocUnsafeSlow(1 << 20);
+probe.fill(2);
+const after = t.allocatorStats();
+console.log(JSON.stringify({ outcome, mapped: after.mmappedBlocks - before.mmappedBlocks, held: probe.length }));
+`;
+
+describe('process memory tuning', () => {
+  it('builds the allocator addon (npm run build:native) and reads glibc statistics', () => {
+    const r = inChild(`console.log(JSON.stringify({ stats: t.allocatorStats() }));`);
+    const stats = r.stats as { arenaBytes: number; inUseBytes: number } | null;
+    assert.ok(stats, 'allocatorStats() is null: the addon did not load');
+    assert.ok(stats.arenaBytes > 0 && stats.inUseBytes > 0, JSON.stringify(stats));
+  });
+
+  it('keeps chunk-sized buffers out of the arenas after a large one was freed', () => {
+    const tuned = inChild(PROBE);
+    assert.deepEqual(tuned.outcome, {
+      allocator: 'tuned',
+      v8Flags: ['--semi-space-growth-factor=1', '--heap-growing-percent=30'],
+    });
+    assert.equal(tuned.mapped, 1, 'with the fixed threshold a 1 MiB buffer is mapped on its own');
+    // The control: glibc's own behaviour, which the tuning exists to change.
+    const untuned = inChild(PROBE.replace("process.argv.includes('--no-tune')", 'true'));
+    assert.equal(untuned.outcome, null);
+    assert.equal(untuned.mapped, 0, "glibc's raised threshold serves 1 MiB from an arena");
+  });
+
+  it("leaves the allocator to an operator who set glibc's variables", () => {
+    const r = inChild(PROBE, { MALLOC_MMAP_THRESHOLD_: String(16 << 20) });
+    assert.deepEqual(r.outcome, {
+      allocator: 'left to the operator',
+      v8Flags: ['--semi-space-growth-factor=1', '--heap-growing-percent=30'],
+    });
+    assert.equal(r.mapped, 0, 'their 16 MiB threshold holds');
+  });
+
+  it('does nothing with COFFER_MEMORY_TUNING=off, and applies once per process', () => {
+    const off = inChild(`console.log(JSON.stringify({ outcome: t.tuneProcessMemory() }));`, {
+      COFFER_MEMORY_TUNING: 'off',
+    });
+    assert.deepEqual(off.outcome, { allocator: 'left to the operator', v8Flags: [] });
+    const twice = inChild(
+      `const a = t.tuneProcessMemory(); const b = t.tuneProcessMemory({ COFFER_MEMORY_TUNING: 'off' });
+       console.log(JSON.stringify({ same: a === b, allocator: b.allocator }));`,
+    );
+    assert.deepEqual(twice, { same: true, allocator: 'tuned' });
+  });
+});
