@@ -73,6 +73,28 @@ describe('process memory tuning', () => {
     assert.equal(r.mapped, 0, 'their 16 MiB threshold holds');
   });
 
+  it("holds the main thread's young generation, also after a worker thread started", () => {
+    const probe = (tune: boolean) =>
+      inChild(`
+        import { Worker } from 'node:worker_threads';
+        import { getHeapSpaceStatistics } from 'node:v8';
+        if (${tune}) t.tuneProcessMemory();
+        const w = new Worker('setTimeout(() => {}, 50)', { eval: true });
+        await new Promise((r) => w.once('online', r));
+        await new Promise((r) => setImmediate(r));
+        // Garbage with a high survival rate: what makes V8 grow the young generation.
+        let keep = [];
+        for (let i = 0; i < 2e6; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 100000) keep = []; }
+        const space = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+        await new Promise((r) => w.once('exit', r));
+        console.log(JSON.stringify({ mb: space / 2 ** 20 }));
+      `).mb as number;
+    const tuned = probe(true);
+    const untuned = probe(false);
+    assert.ok(tuned <= 4, `young generation ${tuned} MiB with tuning`);
+    assert.ok(untuned >= 16, `the control grew only to ${untuned} MiB`);
+  });
+
   it('does nothing with COFFER_MEMORY_TUNING=off, and applies once per process', () => {
     const off = inChild(`console.log(JSON.stringify({ outcome: t.tuneProcessMemory() }));`, {
       COFFER_MEMORY_TUNING: 'off',
