@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
 import type pg from 'pg';
@@ -68,17 +69,20 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
     }
     return openPostgres(url, opts.poolSize ?? DEFAULT_DB_POOL_SIZE);
   }
-  return openSqlite(opts.home);
+  return await openSqlite(opts.home);
 }
 
-function openSqlite(home: string): Catalog {
+/** How long SQLite waits for another process's lock, and the budget for the WAL conversion. */
+const SQLITE_BUSY_MS = 15_000;
+
+async function openSqlite(home: string): Promise<Catalog> {
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const file = join(home, 'catalog.db');
   let database: BetterSqlite3.Database;
   try {
     // `timeout` is SQLite's busy timeout: writers from other processes wait for the lock.
-    database = new BetterSqlite3(file, { timeout: 15_000 });
-    database.pragma('journal_mode = WAL');
+    database = new BetterSqlite3(file, { timeout: SQLITE_BUSY_MS });
+    await useWriteAheadLog(database);
     database.pragma('synchronous = NORMAL');
     database.pragma('foreign_keys = ON');
   } catch (err) {
@@ -101,6 +105,27 @@ function openSqlite(home: string): Catalog {
     notices: null,
     close: () => db.destroy(),
   };
+}
+
+/**
+ * Switches a catalog file to write-ahead logging. WAL is a property of the file, so only the
+ * first open of a fresh catalog converts it; the conversion needs the file to itself and SQLite
+ * does not run the busy handler for it, so processes that open a fresh catalog at the same
+ * moment (a fleet of workers, migrations racing) get "database is locked" at once. Those wait
+ * and try again within the busy budget; one that finds another already converted it is done.
+ */
+async function useWriteAheadLog(database: BetterSqlite3.Database): Promise<void> {
+  const deadline = Date.now() + SQLITE_BUSY_MS;
+  for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
+    try {
+      if (database.pragma('journal_mode', { simple: true }) === 'wal') return;
+      if (database.pragma('journal_mode = WAL', { simple: true }) === 'wal') return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+    }
+    if (Date.now() >= deadline) throw new Error('the catalog file could not be switched to WAL mode');
+    await sleep(pause + Math.random() * pause);
+  }
 }
 
 /**
