@@ -4,7 +4,16 @@
  * keeps an even, deterministic sample of the files (by a hash of each path), not a prefix.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  writeFileSync,
+} from 'node:fs';
 import { run } from './engine-run.js';
 import {
   copyFile,
@@ -227,21 +236,26 @@ export async function changeOnePercent(m: Manifest, round: number): Promise<Chan
   };
 }
 
-/** Reads every file of the dataset once, one stream at a time; returns bytes per second. */
-export async function readThroughput(m: Manifest): Promise<number> {
-  const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+/**
+ * Reads every file of the dataset once, one file at a time, with synchronous reads into one
+ * reused buffer (as the engine's reading threads do; promise-based reads cost about 150 µs per
+ * file here, which made a 30,000-file tree look 20× slower to read than it is); returns bytes
+ * per second. It also brings the whole dataset into the page cache.
+ */
+export function readThroughput(m: Manifest): number {
+  const buf = Buffer.allocUnsafeSlow(4 * 1024 * 1024);
   let total = 0;
   const started = performance.now();
   for (const f of m.regular) {
-    const fh = await open(join(m.root, f.path), 'r');
+    const fd = openSync(join(m.root, f.path), 'r');
     try {
       for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        total += bytesRead;
+        const n = readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) break;
+        total += n;
       }
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
   return total / ((performance.now() - started) / 1000);
