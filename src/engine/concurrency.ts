@@ -10,7 +10,7 @@ export function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) =>
 /**
  * mapLimit with lanes: item i runs in lane `laneOf(item)`, which has at most `limits[lane]` in
  * flight, so items of one kind never wait behind, or take the places of, another kind's (the
- * archiver runs a directory's files 32 at a time and its subdirectories a few at a time). One
+ * archiver runs a directory's files 32 at a time and its subdirectories one at a time). One
  * failure stops every lane from starting more; result order and settling are mapLimit's.
  */
 export async function mapLanes<T, R>(
