@@ -53,6 +53,19 @@ const FILE_READERS = 4;
  * of a 30,000-file first backup (CPU profile); 32 and 32 cut its wall time by about a tenth.
  */
 const SMALL_FILES_IN_FLIGHT = 32;
+/**
+ * Small files that need reading go to pool threads in batches, one request per batch
+ * (file-work.ts readSmallFiles): at most this many files and SMALL_BATCH_BYTES (by lstat) each.
+ * One request per file cost the main thread a message, a promise chain and their garbage per
+ * file, most of its work on a tree of 30,000 small files.
+ */
+const SMALL_BATCH_FILES = 32;
+const SMALL_BATCH_BYTES = 1024 * 1024;
+/**
+ * Batches being read at once, across the walk: two per pool thread of a 2-core machine, so a
+ * thread has the next batch queued while the main thread packs the last one's blobs.
+ */
+const SMALL_BATCHES_IN_FLIGHT = 4;
 /** Chunks of one file being encoded at once (see readFile). */
 const CHUNKS_IN_FLIGHT = 4;
 
@@ -65,6 +78,12 @@ interface FileContent {
   /** Bytes read, which is the file's size in the snapshot (it may have changed since lstat). */
   bytes: number;
 }
+
+/**
+ * A small file read in a batch: its content, why it is left out, or null when it grew past what
+ * a batch reads (it is then read on its own, as a large file is).
+ */
+type BatchedRead = FileContent | { skipped: string } | null;
 
 function errno(err: unknown): string {
   return (err as NodeJS.ErrnoException | null)?.code ?? String(err);
@@ -93,6 +112,7 @@ class Archiver {
   private readonly scanner: Scanner;
   private readonly readers = new Semaphore(FILE_READERS);
   private readonly smallFiles = new Semaphore(SMALL_FILES_IN_FLIGHT);
+  private readonly smallBatches = new Semaphore(SMALL_BATCHES_IN_FLIGHT);
   private readonly pool: BlobPool = sharedBlobPool();
   private readContext: ReadContext | null = null;
   private saver: BlobSaver | null = null;
@@ -275,32 +295,42 @@ class Archiver {
     // Such a name would come back different on restore; skipping it loudly beats restoring the wrong file.
     for (const hex of listing.invalidNames) this.warn(`${rel}/${hex}`, 'name is not valid UTF-8, skipped');
     const entries = listing.entries.sort((a, b) => compareNames(a.name, b.name));
+    // The small files to read are queued in batches at once; each file's entry below waits for
+    // its batch, while the walk goes on into the subdirectories.
+    const batched = this.readSmallFilesAhead(abs, rel, entries, parentNodes);
     // Entries are handled concurrently so small-file I/O overlaps; results keep name order, so
     // the tree (and its id) does not depend on timing. Files and subdirectories run in lanes of
     // their own, so a subdirectory waiting for its turn never holds up a file.
-    const results = await mapLanes(
-      entries,
-      (entry) => (entry.kind === 'dir' ? 1 : 0),
-      [ENTRY_CONCURRENCY, SUBDIRS_AT_ONCE],
-      async (entry) => {
-        throwIfCancelled(this.signal, 'the backup');
-        const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;
-        try {
-          return await this.saveEntry(
-            childPath(abs, entry.name),
-            childRel,
-            entry,
-            parentNodes.get(entry.name),
-          );
-        } catch (err) {
-          if (err instanceof SkippedEntry) {
-            this.warn(childRel, err.message);
-            return null;
+    let results: (TreeNode | null)[];
+    try {
+      results = await mapLanes(
+        entries,
+        (entry) => (entry.kind === 'dir' ? 1 : 0),
+        [ENTRY_CONCURRENCY, SUBDIRS_AT_ONCE],
+        async (entry) => {
+          throwIfCancelled(this.signal, 'the backup');
+          const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;
+          try {
+            return await this.saveEntry(
+              childPath(abs, entry.name),
+              childRel,
+              entry,
+              parentNodes.get(entry.name),
+              batched.get(entry.name),
+            );
+          } catch (err) {
+            if (err instanceof SkippedEntry) {
+              this.warn(childRel, err.message);
+              return null;
+            }
+            throw err;
           }
-          throw err;
-        }
-      },
-    );
+        },
+      );
+    } finally {
+      // After a failure, no batch is left reading or packing behind the caller's cleanup.
+      if (batched.size > 0) await Promise.allSettled(batched.values());
+    }
     this.seams.onDirectory?.(rel, 'done');
     const nodes = results.filter((n): n is TreeNode => n !== null);
     if (
@@ -321,11 +351,97 @@ class Archiver {
     return id;
   }
 
+  /**
+   * Queues the directory's small files that need reading (new, or changed since the parent) in
+   * batches; returns each one's pending read by name. Files are taken in name order, so batches
+   * hold neighbours. Not with a read rate limit, which paces reads part by part (readFile).
+   */
+  private readSmallFilesAhead(
+    abs: string,
+    rel: string,
+    entries: readonly ScannedEntry[],
+    parentNodes: ReadonlyMap<string, TreeNode>,
+  ): Map<string, Promise<BatchedRead>> {
+    const pending = new Map<string, Promise<BatchedRead>>();
+    if (this.limiter) return pending;
+    const minSize = this.ctx.config.chunker.minSize;
+    const batches: ScannedEntry[][] = [];
+    let batch: ScannedEntry[] = [];
+    let bytes = 0;
+    for (const e of entries) {
+      if (e.kind !== 'file' || e.error !== undefined || e.size > minSize) continue;
+      if (this.unchanged(e, parentNodes.get(e.name))) continue;
+      if (batch.length === SMALL_BATCH_FILES || (batch.length > 0 && bytes + e.size > SMALL_BATCH_BYTES)) {
+        batches.push(batch);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(e);
+      bytes += e.size;
+    }
+    if (batch.length > 0) batches.push(batch);
+    for (const b of batches) {
+      const reading = this.smallBatches.use(() => this.readBatch(abs, rel, b));
+      b.forEach((e, i) => {
+        const one = reading.then((reads) => reads[i]!);
+        // Awaited by the entry's save; a failure is reported there (or the walk stopped already).
+        one.catch(() => undefined);
+        pending.set(e.name, one);
+      });
+    }
+    return pending;
+  }
+
+  /** Reads a batch of small files on a pool thread and packs their chunks; one result per file. */
+  private async readBatch(abs: string, rel: string, batch: readonly ScannedEntry[]): Promise<BatchedRead[]> {
+    throwIfCancelled(this.signal, 'the backup');
+    const files = batch.map((e) => ({ path: childPath(abs, e.name), expectedSize: e.size }));
+    const outcomes = await this.pool.readSmallFiles(files, this.fileContext());
+    const saves = outcomes.map(async (o, i): Promise<BatchedRead> => {
+      if (o.status === 'grew') return null;
+      if (o.status === 'error') {
+        this.stats.bytesRead += o.position;
+        return { skipped: readErrorReason(o) };
+      }
+      this.stats.bytesRead += o.bytesRead;
+      const name = batch[i]!.name;
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      const compression = { tryCompress: true, decided: false };
+      try {
+        for (const chunk of o.chunks) await this.saveChunk(files[i]!.path, childRel, chunk, compression);
+      } catch (err) {
+        if (err instanceof SkippedEntry) return { skipped: err.message };
+        throw err;
+      }
+      return { content: o.chunks.map((c) => c.id), bytes: o.bytesRead };
+    });
+    // Every save settles before the batch's slot is given back, failed or not.
+    const settled = await Promise.allSettled(saves);
+    return settled.map((s) => {
+      if (s.status === 'rejected') throw s.reason;
+      return s.value;
+    });
+  }
+
+  /** Same size, times and inode as in the parent backup, with every blob still in the vault. */
+  private unchanged(entry: ScannedEntry, prev: TreeNode | undefined): boolean {
+    return (
+      prev?.type === 'file' &&
+      prev.size === entry.size &&
+      prev.mtimeNs === entry.mtimeNs &&
+      prev.ctimeNs === entry.ctimeNs &&
+      prev.inode === entry.inode &&
+      prev.content !== undefined &&
+      prev.content.every((id) => this.saver!.knows(id))
+    );
+  }
+
   private async saveEntry(
     abs: string,
     rel: string,
     entry: ScannedEntry,
     prev: TreeNode | undefined,
+    batched: Promise<BatchedRead> | undefined,
   ): Promise<TreeNode> {
     if (entry.error?.stage === 'stat') throw new SkippedEntry(`cannot stat (${entry.error.errno})`);
     if (entry.kind === 'dir') {
@@ -338,7 +454,7 @@ class Archiver {
       }
       return { ...metadata(entry, 'symlink'), linkTarget: entry.linkTarget };
     }
-    if (entry.kind === 'file') return this.saveFileEntry(abs, rel, entry, prev);
+    if (entry.kind === 'file') return this.saveFileEntry(abs, rel, entry, prev, batched);
     throw new SkippedEntry('special file (device, socket or fifo) not backed up');
   }
 
@@ -347,27 +463,23 @@ class Archiver {
     rel: string,
     entry: ScannedEntry,
     prev: TreeNode | undefined,
+    batched: Promise<BatchedRead> | undefined,
   ): Promise<TreeNode> {
     const node = metadata(entry, 'file');
     const size = entry.size;
     this.stats.bytesScanned += size;
-    if (
-      prev?.type === 'file' &&
-      prev.size === size &&
-      prev.mtimeNs === node.mtimeNs &&
-      prev.ctimeNs === node.ctimeNs &&
-      prev.inode === node.inode &&
-      prev.content?.every((id) => this.saver!.knows(id))
-    ) {
+    if (batched === undefined && prev?.content && this.unchanged(entry, prev)) {
       this.stats.filesUnmodified++;
       this.filesDone++;
       this.bytesDone += size;
       this.emit(rel);
       return { ...node, content: prev.content };
     }
+    const read = batched && (await batched);
+    if (read && 'skipped' in read) throw new SkippedEntry(read.skipped);
     // Small files are many and quick, large ones few and long: each kind has its own bound.
     const slots = size <= this.ctx.config.chunker.minSize ? this.smallFiles : this.readers;
-    const { content, bytes } = await slots.use(() => this.readFile(abs, rel, size));
+    const { content, bytes } = read ?? (await slots.use(() => this.readFile(abs, rel, size)));
     if (prev) this.stats.filesChanged++;
     else this.stats.filesNew++;
     this.filesDone++;
@@ -395,11 +507,7 @@ class Archiver {
         const part = await file.next(maxPart);
         if (part.status === 'error') {
           this.stats.bytesRead += part.position - position;
-          throw new SkippedEntry(
-            part.stage === 'open'
-              ? `cannot open (${part.errno})`
-              : `read failed at byte ${part.position} (${part.errno})`,
-          );
+          throw new SkippedEntry(readErrorReason(part));
         }
         position += part.bytesRead;
         this.stats.bytesRead += part.bytesRead;
@@ -504,6 +612,10 @@ class Archiver {
     this.stats.bytesNew += plaintextBytes;
     this.stats.bytesStored += outcome.storedBytes;
   }
+}
+
+function readErrorReason(e: { stage: 'open' | 'read'; errno: string; position: number }): string {
+  return e.stage === 'open' ? `cannot open (${e.errno})` : `read failed at byte ${e.position} (${e.errno})`;
 }
 
 function metadata(entry: ScannedEntry, type: TreeNode['type']): TreeNode {

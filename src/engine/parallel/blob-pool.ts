@@ -25,10 +25,13 @@ import {
   type FilePartOutcome,
   FileSession,
   type ReadContext,
+  readSmallFiles,
   type ScannedDir,
   scanDirectory,
+  type SmallFileOutcome,
+  type SmallFileRead,
 } from './file-work.js';
-import type { PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
+import type { PoolReply, PoolRequest, PoolResult, ReadContextWire } from './pool-messages.js';
 import {
   type EntryOutcome,
   type EntryWork,
@@ -136,14 +139,39 @@ export class BlobPool {
     return new ThreadFile(this, path, context, expectedSize);
   }
 
-  /** Number of a read context; threads are sent its data once and keep it until released. */
-  contextId(context: ReadContext): number {
+  /**
+   * Reads, chunks, hashes and encodes several small files whole on one thread, in one round trip
+   * (file-work.ts readSmallFiles); the outcomes are in the order of `files`.
+   */
+  async readSmallFiles(files: SmallFileRead[], context: ReadContext): Promise<SmallFileOutcome[]> {
+    if (this.size === 0) return readSmallFiles(files, context);
+    const thread = this.pick();
+    const req: PoolRequest = {
+      op: 'read-small',
+      seq: ++this.seq,
+      files,
+      ...this.contextFor(thread, context),
+    };
+    const reply = await this.post(req, [], thread);
+    if (reply.kind !== 'small-files') throw new Error(`blob pool: ${reply.kind} reply to a small-file read`);
+    const adopt = (data: ArrayBuffer, length: number) => this.adopt(data, length);
+    return reply.outcomes.map((o) => (o.status === 'grew' ? o : partFromWire(o, adopt)));
+  }
+
+  /**
+   * @internal used by ThreadFile and readSmallFiles. How a request names a read context for
+   * `thread`: by number, with the context's data the first time that thread sees it (`known` and
+   * `gear` are shared memory, not copies). Threads keep it until releaseContext.
+   */
+  contextFor(thread: PoolThread, context: ReadContext): { context: number; contextData?: ReadContextWire } {
     let id = this.contextIds.get(context);
     if (id === undefined) {
       id = ++this.seq;
       this.contextIds.set(context, id);
     }
-    return id;
+    if (thread.contexts.has(id)) return { context: id };
+    thread.contexts.add(id);
+    return { context: id, contextData: context };
   }
 
   /** Makes every thread drop a context (the backup that used it is over). */
@@ -381,10 +409,6 @@ class ThreadFile implements PooledFile {
       req = { op: 'file-next', seq, session: this.session, maxBytes };
     } else {
       this.thread = this.pool.pickThread();
-      const context = this.pool.contextId(this.context);
-      // A context goes to each thread once; `known` and `gear` are shared memory, not copies.
-      const first = !this.thread.contexts.has(context);
-      this.thread.contexts.add(context);
       req = {
         op: 'file-open',
         seq,
@@ -392,8 +416,7 @@ class ThreadFile implements PooledFile {
         path: this.path,
         expectedSize: this.expectedSize,
         maxBytes,
-        context,
-        ...(first ? { contextData: this.context } : {}),
+        ...this.pool.contextFor(this.thread, this.context),
       };
     }
     const reply = this.pool.request(req, this.thread);

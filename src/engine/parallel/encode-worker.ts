@@ -6,9 +6,9 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { encodeBlob, verifyPackBlobs } from '../pack/blob-codec.js';
-import { FileSession, type ReadContext, scanDirectory } from './file-work.js';
+import { FileSession, type ReadContext, readSmallFiles, scanDirectory } from './file-work.js';
 import { restoreEntries, restoreWrite } from './restore-work.js';
-import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult } from './pool-messages.js';
+import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult, ReadContextWire } from './pool-messages.js';
 import { adoptPooled, threadRecycler, wholeBuffer } from '../buffer-recycler.js';
 import { fromWire, partToWire } from './transfer.js';
 
@@ -41,11 +41,18 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
     }
     case 'scan':
       return { result: { kind: 'scan', dir: scanDirectory(req.path) }, transfer: [] };
+    case 'read-small': {
+      const transfer: ArrayBuffer[] = [];
+      const outcomes = readSmallFiles(req.files, contextOf(req)).map((o) => {
+        if (o.status === 'grew') return o;
+        const { wire, transfer: buffers } = partToWire(o);
+        transfer.push(...buffers);
+        return wire;
+      });
+      return { result: { kind: 'small-files', outcomes }, transfer };
+    }
     case 'file-open': {
-      if (req.contextData)
-        contexts.set(req.context, { ...req.contextData, key: Buffer.from(req.contextData.key) });
-      const context = contexts.get(req.context);
-      if (!context) throw new Error(`read context ${req.context} is not known on this thread`);
+      const context = contextOf(req);
       const opened = FileSession.open(req.path, context, req.expectedSize);
       if (!(opened instanceof FileSession)) return filePart(req.session, opened);
       sessions.set(req.session, opened);
@@ -75,6 +82,15 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       contexts.delete(req.context);
       return { result: { kind: 'released' }, transfer: [] };
   }
+}
+
+/** The request's read context, kept from its first sending to this thread. */
+function contextOf(req: { context: number; contextData?: ReadContextWire }): ReadContext {
+  if (req.contextData)
+    contexts.set(req.context, { ...req.contextData, key: Buffer.from(req.contextData.key) });
+  const context = contexts.get(req.context);
+  if (!context) throw new Error(`read context ${req.context} is not known on this thread`);
+  return context;
 }
 
 function filePart(

@@ -1,7 +1,7 @@
 /** Messages between the blob pool (blob-pool.ts) and its worker threads (encode-worker.ts). */
 import type { ChunkerParams } from '../chunker/fastcdc.js';
 import type { BlobRef, BlobType, DamagedBlob, LocatedBlob } from '../pack/blob-codec.js';
-import type { ScannedDir } from './file-work.js';
+import type { ScannedDir, SmallFileRead } from './file-work.js';
 import type { EntryOutcome, EntryWork, RestoredMetadata, RestoreWriteOutcome } from './restore-work.js';
 
 /** A ReadContext as posted: sent to a thread once, then named by its number. */
@@ -32,6 +32,15 @@ export type PoolRequest =
       length: number;
     }
   | { op: 'scan'; seq: number; path: string }
+  /** Small files read whole, one after the other (file-work.ts readSmallFiles). */
+  | {
+      op: 'read-small';
+      seq: number;
+      files: SmallFileRead[];
+      context: number;
+      /** Present the first time this thread sees the context. */
+      contextData?: ReadContextWire;
+    }
   /** Opens a file and reads its first part; the session stays open on the thread until end of file. */
   | {
       op: 'file-open';
@@ -88,11 +97,15 @@ export type FilePartWire =
   | { status: 'part'; chunks: PartChunkWire[]; bytesRead: number; eof: boolean }
   | { status: 'error'; stage: 'open' | 'read'; errno: string; position: number };
 
+/** A small-file batch's outcome for one file (SmallFileOutcome) with transferable buffers. */
+export type SmallFileWire = FilePartWire | { status: 'grew' };
+
 export type PoolResult =
   /** The sealed blob: the first `length` bytes of `data`. */
   | { kind: 'blob'; data: ArrayBuffer; length: number; compressed: boolean }
   | { kind: 'scan'; dir: ScannedDir }
   | { kind: 'part'; part: FilePartWire }
+  | { kind: 'small-files'; outcomes: SmallFileWire[] }
   | { kind: 'closed' }
   | { kind: 'restored'; outcome: RestoreWriteOutcome }
   | { kind: 'entries'; outcomes: EntryOutcome[] }
