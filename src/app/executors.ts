@@ -5,7 +5,7 @@
  */
 import type { Job } from '../jobs/job.js';
 import type { ExecutionContext, ExecutionResult, Executor } from '../jobs/runner.js';
-import type { BackupProgress, CheckReport } from '../engine/index.js';
+import { type BackupProgress, type CheckReport, warmEngineThreads } from '../engine/index.js';
 import { CofferError } from '../errors/coffer-error.js';
 import type { AppContext } from './context.js';
 import { runPruneJob, type PruneHooks } from './prune.js';
@@ -18,6 +18,8 @@ export interface ExecutorHooks extends PruneHooks {
 
 export function executorFor(app: AppContext, hooks: ExecutorHooks = {}): Executor {
   return async (job, ctx) => {
+    // The engine's first thread loads while the catalog is read and the vault's key derived.
+    warmEngineThreads();
     switch (job.operation) {
       case 'backup':
         return runBackup(app, job, ctx);

@@ -8,3 +8,4 @@ export type { ScryptParams } from './crypto/key-file.js';
 export type { ChunkerParams } from './chunker/fastcdc.js';
 export { DEFAULT_COMPRESSION_LEVEL, parseCompressionLevel } from './repository/repository-config.js';
 export type { PruneOptions, PruneProgress, PruneReport } from './prune/prune-types.js';
+export { warmEngineThreads } from './parallel/blob-pool.js';

@@ -9,6 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runBackup } from '../../src/engine/archiver/archiver.js';
+import { sharedBlobPool } from '../../src/engine/parallel/blob-pool.js';
 import type { RepositoryContext } from '../../src/engine/repository/repository-context.js';
 import { diffTrees, newRepository, removeDir, tempDir } from './source-tree-fixture.js';
 
@@ -77,3 +78,44 @@ for (const run of ['first backup', 'backup with a parent']) {
     }
   });
 }
+
+test('directory listings come ahead of the walk: one request lists a directory and what follows it', async () => {
+  const work = await tempDir('archiver-walk-ahead');
+  try {
+    const source = join(work, 'src');
+    // Three subdirectories of 2,500 (empty) files and an empty one in each: the root's request
+    // lists it, a, a/inner and b (then 4,096 entries are listed); b/inner and c are listed when
+    // the walk gets to them.
+    for (const d of ['a', 'b', 'c']) {
+      await mkdir(join(source, d, 'inner'), { recursive: true });
+      await Promise.all(Array.from({ length: 2500 }, (_, i) => writeFile(join(source, d, `f-${i}`), '')));
+    }
+    const repo = await newRepository(join(work, 'vault'));
+    const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+    const first = await runBackup(ctx, { sourcePath: source });
+    await repo.commitSnapshot(first.snapshotId);
+
+    const pool = sharedBlobPool();
+    const scanDir = pool.scanDir.bind(pool);
+    const requests: string[] = [];
+    pool.scanDir = (path, ahead) => {
+      requests.push(path.slice(source.length) || '/');
+      return scanDir(path, ahead);
+    };
+    let result;
+    try {
+      result = await runBackup(ctx, { sourcePath: source, parentSnapshotId: first.snapshotId });
+    } finally {
+      pool.scanDir = scanDir;
+    }
+    assert.deepEqual(requests, ['/', '/b/inner', '/c'], 'three requests, not one per directory (7)');
+    assert.equal(result.stats.dirs, 7);
+    assert.equal(result.stats.filesUnmodified, 7500);
+    await repo.commitSnapshot(result.snapshotId);
+    const target = join(work, 'restored');
+    await repo.restore({ snapshotId: result.snapshotId, target });
+    assert.equal(diffTrees(source, target), '');
+  } finally {
+    await removeDir(work);
+  }
+});

@@ -17,6 +17,8 @@ import {
   FileSession,
   type PartChunk,
   type ReadContext,
+  type ScannedDir,
+  scanDirectories,
   scanDirectory,
 } from '../../src/engine/parallel/file-work.js';
 import { filterHas, KnownBlobFilter } from '../../src/engine/parallel/known-filter.js';
@@ -177,6 +179,29 @@ describe('file work on pool threads', () => {
     assert.equal(byName.get('l')?.linkTarget, 'f');
     assert.deepEqual(listing.invalidNames, ['66ff66']);
     assert.equal(scanDirectory(join(dir, 'nope')).error, 'ENOENT');
+  });
+
+  test('a listing reads subdirectories ahead, depth first in name order, up to about a budget', async () => {
+    const d = join(dir, 'ahead');
+    for (const sub of ['b/inner', 'a/x', 'c']) await mkdir(join(d, sub), { recursive: true });
+    for (const f of ['a/1', 'a/2', 'a/x/1', 'b/1', 'c/1', 'c/2', 'top']) await writeFile(join(d, f), f);
+    const names = (l: ScannedDir | undefined) => [...(l?.subdirs?.keys() ?? [])];
+    assert.equal(scanDirectories(d, 0).subdirs, undefined, 'no budget: the directory alone');
+    const all = scanDirectories(d, 100);
+    assert.deepEqual(names(all), ['a', 'b', 'c']);
+    assert.deepEqual(names(all.subdirs?.get('a')), ['x']);
+    assert.deepEqual(names(all.subdirs?.get('b')), ['inner']);
+    assert.deepEqual(
+      all.subdirs
+        ?.get('c')
+        ?.entries.map((e) => e.name)
+        .sort(),
+      ['1', '2'],
+    );
+    // 4 entries at the top leave 2: a (3 entries) is listed, then the budget is spent.
+    const some = scanDirectories(d, 6);
+    assert.deepEqual(names(some), ['a']);
+    assert.equal(some.subdirs?.get('a')?.subdirs, undefined);
   });
 
   test('the known-blob filter never misses an id it was built from', () => {

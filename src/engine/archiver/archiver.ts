@@ -12,6 +12,7 @@ import {
   PART_BYTES,
   type ReadContext,
   type PartChunk,
+  type ScannedDir,
   type ScannedEntry,
 } from '../parallel/file-work.js';
 import { KnownBlobFilter } from '../parallel/known-filter.js';
@@ -66,6 +67,12 @@ const SMALL_BATCH_BYTES = 1024 * 1024;
  * thread has the next batch queued while the main thread packs the last one's blobs.
  */
 const SMALL_BATCHES_IN_FLIGHT = 4;
+/**
+ * Entries listed ahead per directory listing request (file-work.ts scanDirectories): the
+ * subdirectories the walk goes into next come with their parent's listing, not one round trip
+ * to a pool thread each. At most this many entries per open directory wait to be walked.
+ */
+const SCAN_AHEAD_ENTRIES = 4096;
 /** Chunks of one file being encoded at once (see readFile). */
 const CHUNKS_IN_FLIGHT = 4;
 
@@ -152,13 +159,16 @@ class Archiver {
       );
     }
     this.limiter = limit ? new ReadRateLimiter(limit) : null;
-    this.scanner = new Scanner(this.root, (dir) => this.pool.scanDir(dir));
+    this.scanner = new Scanner(this.root, (dir) => this.pool.scanDir(dir, SCAN_AHEAD_ENTRIES));
   }
 
   async run(): Promise<BackupResult> {
     const started = performance.now();
     throwIfCancelled(this.signal, 'the backup');
     await this.checkRoot();
+    // The root's listing (and what it reads ahead) is read while the index and parent load.
+    const rootListing = this.pool.scanDir(this.root, SCAN_AHEAD_ENTRIES);
+    rootListing.catch(() => undefined);
     const index = await this.ctx.loadIndex();
     this.index = index;
     const parent = await this.loadParent();
@@ -172,7 +182,7 @@ class Archiver {
     const scan = summary ? Promise.resolve() : this.scanner.run().catch(() => undefined);
     this.phase = 'saving';
     try {
-      const rootTreeId = await this.saveDir(this.root, '', parent?.rootTreeId ?? null);
+      const rootTreeId = await this.saveDir(this.root, '', parent?.rootTreeId ?? null, rootListing);
       this.phase = 'finalizing';
       this.emit('');
       await saver.flush();
@@ -275,11 +285,19 @@ class Archiver {
     return map;
   }
 
-  /** Saves a directory's contents as a tree blob (children first) and returns its id. */
-  private async saveDir(abs: string, rel: string, parentTreeId: string | null): Promise<string> {
+  /**
+   * Saves a directory's contents as a tree blob (children first) and returns its id. `listed` is
+   * its listing when it came with its parent's (read ahead).
+   */
+  private async saveDir(
+    abs: string,
+    rel: string,
+    parentTreeId: string | null,
+    listed?: ScannedDir | Promise<ScannedDir>,
+  ): Promise<string> {
     // One request lists the directory and stats every entry on a pool thread (file-work.ts).
     const [listing, parentNodes] = await Promise.all([
-      this.pool.scanDir(abs),
+      listed ?? this.pool.scanDir(abs, SCAN_AHEAD_ENTRIES),
       this.loadParentNodes(parentTreeId, rel),
     ]);
     if (listing.error !== null) {
@@ -310,6 +328,9 @@ class Archiver {
         async (entry) => {
           throwIfCancelled(this.signal, 'the backup');
           const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;
+          // A subdirectory's listing read ahead is handed on, and let go of here.
+          const listed = listing.subdirs?.get(entry.name);
+          listing.subdirs?.delete(entry.name);
           try {
             return await this.saveEntry(
               childPath(abs, entry.name),
@@ -317,6 +338,7 @@ class Archiver {
               entry,
               parentNodes.get(entry.name),
               batched.get(entry.name),
+              listed,
             );
           } catch (err) {
             if (err instanceof SkippedEntry) {
@@ -442,10 +464,12 @@ class Archiver {
     entry: ScannedEntry,
     prev: TreeNode | undefined,
     batched: Promise<BatchedRead> | undefined,
+    listed: ScannedDir | Promise<ScannedDir> | undefined,
   ): Promise<TreeNode> {
     if (entry.error?.stage === 'stat') throw new SkippedEntry(`cannot stat (${entry.error.errno})`);
     if (entry.kind === 'dir') {
-      const subtree = await this.saveDir(abs, rel, prev?.type === 'dir' ? (prev.subtree ?? null) : null);
+      const parentTree = prev?.type === 'dir' ? (prev.subtree ?? null) : null;
+      const subtree = await this.saveDir(abs, rel, parentTree, listed);
       return { ...metadata(entry, 'dir'), subtree };
     }
     if (entry.kind === 'symlink') {

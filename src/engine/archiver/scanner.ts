@@ -3,8 +3,8 @@ import type { ScannedDir } from '../parallel/file-work.js';
 
 /**
  * Stat-only walk of the source that runs alongside a first backup so progress can show a
- * percentage and an ETA. It lists directories the way the archiver does (one pool request per
- * directory) and keeps only the running totals. Errors are ignored here: the archiver reports
+ * percentage and an ETA. It lists directories the way the archiver does (a pool request lists a
+ * directory and the subdirectories it reads ahead) and keeps only the running totals. Errors are ignored here: the archiver reports
  * them when it reaches the entry.
  */
 export class Scanner {
@@ -41,9 +41,9 @@ export class Scanner {
     }
   }
 
-  private async walk(dir: string): Promise<void> {
+  private async walk(dir: string, listed?: ScannedDir): Promise<void> {
     if (this.stopped) return;
-    const listing = await this.scanDir(dir);
+    const listing = listed ?? (await this.scanDir(dir));
     for (const e of listing.entries) {
       if (e.kind === 'file') {
         this.filesTotal++;
@@ -51,7 +51,7 @@ export class Scanner {
       }
     }
     for (const e of listing.entries) {
-      if (e.kind === 'dir') await this.walk(join(dir, e.name));
+      if (e.kind === 'dir') await this.walk(join(dir, e.name), listing.subdirs?.get(e.name));
     }
   }
 }

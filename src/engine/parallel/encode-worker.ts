@@ -6,7 +6,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { encodeBlob, verifyPackBlobs } from '../pack/blob-codec.js';
-import { FileSession, type ReadContext, readSmallFiles, scanDirectory } from './file-work.js';
+import { FileSession, type ReadContext, readSmallFiles, scanDirectories } from './file-work.js';
 import { restoreEntries, restoreWrite } from './restore-work.js';
 import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult, ReadContextWire } from './pool-messages.js';
 import { adoptPooled, threadRecycler, wholeBuffer } from '../buffer-recycler.js';
@@ -40,7 +40,7 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       return { result, transfer: [data] };
     }
     case 'scan':
-      return { result: { kind: 'scan', dir: scanDirectory(req.path) }, transfer: [] };
+      return { result: { kind: 'scan', dir: scanDirectories(req.path, req.ahead) }, transfer: [] };
     case 'read-small': {
       const transfer: ArrayBuffer[] = [];
       const outcomes = readSmallFiles(req.files, contextOf(req)).map((o) => {

@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import { type ChunkerParams, CutPointFinder } from '../chunker/fastcdc.js';
 import { threadRecycler } from '../buffer-recycler.js';
 import { encodeBlob } from '../pack/blob-codec.js';
-import type { TreeNode } from '../tree/tree.js';
+import { compareNames, type TreeNode } from '../tree/tree.js';
 import { filterHas } from './known-filter.js';
 
 export type ScannedKind = 'dir' | 'file' | 'symlink' | 'other';
@@ -48,6 +48,11 @@ export interface ScannedDir {
   entries: ScannedEntry[];
   /** Names that are not valid UTF-8, as hex: they would be restored under another name. */
   invalidNames: string[];
+  /**
+   * Listings of subdirectories read ahead in the same request (scanDirectories), by name; a
+   * subdirectory missing here is listed when the walk reaches it.
+   */
+  subdirs?: Map<string, ScannedDir>;
 }
 
 /** One content-defined chunk of a file, as a pool thread hands it back. */
@@ -145,6 +150,32 @@ export function scanDirectory(path: string): ScannedDir {
     entries.push(entry);
   }
   return { error: null, entries, invalidNames };
+}
+
+/**
+ * Lists a directory as scanDirectory does, then its subdirectories depth first (in the order the
+ * archiver walks them, see compareNames), until about `aheadEntries` entries are listed in all.
+ * Why: a backup that reads few files (no-change, 1 %) is a walk whose every step was a round
+ * trip to a pool thread and back, and those hand-offs, not the lstat calls, were its time. A
+ * listing read ahead is at most a few ms older than one read on arrival; a backup of a live tree
+ * is no snapshot either way.
+ */
+export function scanDirectories(path: string, aheadEntries: number): ScannedDir {
+  const top = scanDirectory(path);
+  let left = aheadEntries - top.entries.length;
+  const fill = (dir: ScannedDir, dirPath: string): void => {
+    const subdirs = dir.entries.filter((e) => e.kind === 'dir' && e.error === undefined);
+    for (const e of subdirs.sort((a, b) => compareNames(a.name, b.name))) {
+      if (left <= 0) return;
+      const abs = childPath(dirPath, e.name);
+      const sub = scanDirectory(abs);
+      left -= sub.entries.length + 1;
+      (dir.subdirs ??= new Map()).set(e.name, sub);
+      fill(sub, abs);
+    }
+  };
+  fill(top, path);
+  return top;
 }
 
 /** Bytes a read request covers at most: a bound on the plaintext a part hands back at once. */

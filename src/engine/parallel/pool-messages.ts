@@ -31,7 +31,8 @@ export type PoolRequest =
       data: ArrayBuffer;
       length: number;
     }
-  | { op: 'scan'; seq: number; path: string }
+  /** Lists a directory, and its subdirectories up to about `ahead` entries (scanDirectories). */
+  | { op: 'scan'; seq: number; path: string; ahead: number }
   /** Small files read whole, one after the other (file-work.ts readSmallFiles). */
   | {
       op: 'read-small';
