@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cp, mkdir, symlink, chmod, writeFile } from 'node:fs/promises';
+import { cp, mkdir, rm, symlink, chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -219,6 +219,21 @@ for (const dialect of await dialects()) {
       // A worker drains the queue and runs it.
       await w.ok(['worker', '--drain']);
       assert.equal((await w.store.getJob(a.id)).state, 'completed');
+    });
+
+    test('a backup whose source is gone fails with SourceUnreadable and the CLI exits at once', async () => {
+      const src = join(w.root, 'vanishing');
+      await makeRandomTree(src, 1, 1024);
+      await w.ok(['item', 'add', 'vanishing', '--vault', 'alpha', '--path', src]);
+      await rm(src, { recursive: true });
+      // The engine's first thread is started as the job begins; one that never got work once
+      // kept this process alive after the job had failed.
+      const started = performance.now();
+      const r = await w.run(['backup', 'vanishing']);
+      const ms = performance.now() - started;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /SourceUnreadable/);
+      assert.ok(ms < 15_000, `exited after ${Math.round(ms)} ms`);
     });
 
     test('bad input gets catalog codes and exit codes, never a crash', async () => {

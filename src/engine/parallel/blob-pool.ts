@@ -317,6 +317,11 @@ export class BlobPool {
     });
     const thread: PoolThread = { worker, inFlight: 0, contexts: new Set(), dead: null };
     worker.unref();
+    // An unref before the thread is online does not hold: a thread started ahead of work (warm)
+    // and never used kept the process from exiting. Again once online, unless work came since.
+    worker.once('online', () => {
+      if (thread.inFlight === 0) worker.unref();
+    });
     worker.on('message', (reply: PoolReply) => {
       const p = this.pending.get(reply.seq);
       if (!p) return;
