@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { runBackup } from '../../src/engine/archiver/archiver.js';
 import { sharedBlobPool } from '../../src/engine/parallel/blob-pool.js';
 import type { RepositoryContext } from '../../src/engine/repository/repository-context.js';
-import { diffTrees, newRepository, removeDir, tempDir } from './source-tree-fixture.js';
+import { commitAndRestore, newRepository, removeDir, tempDir } from './source-tree-fixture.js';
 
 /** A tree `depth` levels of directories deep, `fanout` subdirectories and 3 files in each. */
 async function wideTree(root: string, depth: number, fanout: number): Promise<number> {
@@ -69,10 +69,8 @@ for (const run of ['first backup', 'backup with a parent']) {
       assert.equal(open.length, 0);
       assert.equal(maxOpen, 4, 'root and three levels below it');
       assert.deepEqual(result.stats.warnings, []);
-      await repo.commitSnapshot(result.snapshotId);
       const target = join(work, 'restored');
-      await repo.restore({ snapshotId: result.snapshotId, target });
-      assert.equal(diffTrees(source, target), '');
+      await commitAndRestore(repo, result.snapshotId, source, target);
     } finally {
       await removeDir(work);
     }
@@ -111,10 +109,8 @@ test('directory listings come ahead of the walk: one request lists a directory a
     assert.deepEqual(requests, ['/', '/b/inner', '/c'], 'three requests, not one per directory (7)');
     assert.equal(result.stats.dirs, 7);
     assert.equal(result.stats.filesUnmodified, 7500);
-    await repo.commitSnapshot(result.snapshotId);
     const target = join(work, 'restored');
-    await repo.restore({ snapshotId: result.snapshotId, target });
-    assert.equal(diffTrees(source, target), '');
+    await commitAndRestore(repo, result.snapshotId, source, target);
   } finally {
     await removeDir(work);
   }

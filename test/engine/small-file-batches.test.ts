@@ -25,7 +25,7 @@ import {
 import { KnownBlobFilter } from '../../src/engine/parallel/known-filter.js';
 import type { RepositoryContext } from '../../src/engine/repository/repository-context.js';
 import { isCofferError } from '../../src/errors/coffer-error.js';
-import { diffTrees, newRepository, removeDir, tempDir, TEST_CHUNKER } from './source-tree-fixture.js';
+import { commitAndRestore, newRepository, removeDir, tempDir, TEST_CHUNKER } from './source-tree-fixture.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -163,10 +163,8 @@ describe('small files read in batches', () => {
       assert.equal(first.batches.length, 4 + 1, 'root: 32+32+32+4 files; sub: 6');
       assert.deepEqual(first.singleReads, [join(source, 'big')], 'only the large file is read alone');
       assert.ok(first.maxBatchesInFlight <= 4);
-      await repo.commitSnapshot(first.value.snapshotId);
       const target = join(work, 'restored');
-      await repo.restore({ snapshotId: first.value.snapshotId, target });
-      assert.equal(diffTrees(source, target), '');
+      await commitAndRestore(repo, first.value.snapshotId, source, target);
 
       // With a parent: unchanged files are not read; changed ones are, in one batch.
       for (const name of ['f-003', 'f-050', 'f-099'])
@@ -181,10 +179,8 @@ describe('small files read in batches', () => {
         [['f-003', 'f-050', 'f-099'].map((n) => join(source, n))],
       );
       assert.deepEqual(second.singleReads, []);
-      await repo.commitSnapshot(second.value.snapshotId);
       const target2 = join(work, 'restored-2');
-      await repo.restore({ snapshotId: second.value.snapshotId, target: target2 });
-      assert.equal(diffTrees(source, target2), '');
+      await commitAndRestore(repo, second.value.snapshotId, source, target2);
       const report = await repo.check({ readData: true });
       assert.deepEqual(report.issues, []);
     } finally {
@@ -219,10 +215,8 @@ describe('small files read in batches', () => {
       );
       assert.deepEqual(run.value.stats.warnings, ['vanishes: cannot open (ENOENT)']);
       assert.deepEqual(run.singleReads, [join(source, 'grows')], 'the grown file is read again on its own');
-      await repo.commitSnapshot(run.value.snapshotId);
       const target = join(work, 'restored');
-      await repo.restore({ snapshotId: run.value.snapshotId, target });
-      assert.equal(diffTrees(source, target), '');
+      await commitAndRestore(repo, run.value.snapshotId, source, target);
       assert.equal((await readFile(join(target, 'grows'))).length, 100 * 6 + grown.length);
       assert.equal((await readFile(join(target, 'shrinks'))).toString(), 'shr');
       const report = await repo.check({ readData: true });
@@ -284,10 +278,8 @@ describe('small files read in batches', () => {
       // The vault is fine and the next backup is whole.
       const again = await runBackup(ctx, { sourcePath: source });
       assert.deepEqual(again.stats.warnings, []);
-      await repo.commitSnapshot(again.snapshotId);
       const target = join(work, 'restored');
-      await repo.restore({ snapshotId: again.snapshotId, target });
-      assert.equal(diffTrees(source, target), '');
+      await commitAndRestore(repo, again.snapshotId, source, target);
       const report = await repo.check({ readData: true });
       assert.ok(report.ok, JSON.stringify(report.issues));
     } finally {

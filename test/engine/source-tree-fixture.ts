@@ -126,6 +126,19 @@ export async function describeTree(root: string): Promise<Map<string, EntryFacts
 }
 
 /** `diff -r` without following symlinks; returns its output ('' when identical). */
+/** Commits a backup's snapshot, restores it into `target` and fails unless that equals `source`. */
+export async function commitAndRestore(
+  repo: Repository,
+  snapshotId: string,
+  source: string,
+  target: string,
+): Promise<void> {
+  await repo.commitSnapshot(snapshotId);
+  await repo.restore({ snapshotId, target });
+  const diff = diffTrees(source, target);
+  if (diff !== '') throw new Error(`the restore differs from the source:\n${diff}`);
+}
+
 export function diffTrees(a: string, b: string): string {
   const r = spawnSync('diff', ['-r', '--no-dereference', a, b]);
   return r.stdout.toString() + r.stderr.toString() + (r.status === 0 ? '' : `(exit ${r.status})`);
