@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { lstat, mkdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { blobId, encodeBlob } from '../../src/engine/pack/blob-codec.js';
 import { BlobPool } from '../../src/engine/parallel/blob-pool.js';
 import type { EntryWork } from '../../src/engine/parallel/restore-work.js';
 import { removeDir, tempDir } from './source-tree-fixture.js';
@@ -74,6 +76,58 @@ for (const threads of [0, 1]) {
       assert.equal(st.mtimeMs, 1_600_000_000_500);
       // The symlink's target (/tmp) kept its own mode.
       assert.notEqual((await stat('/tmp')).mode & 0o7777, 0o751);
+    });
+  });
+}
+
+// Restore writes go to a thread in batches (blob-pool.ts restoreWrite): each write still gets
+// its own outcome, in a batch that mixes good, damaged and failing writes.
+for (const threads of [0, 1, 2]) {
+  describe(`restore writes in batches (${threads} pool threads)`, () => {
+    let root: string;
+    const pool = new BlobPool(threads);
+    const key = randomBytes(32);
+    before(async () => {
+      root = await tempDir('restore-writes');
+    });
+    after(async () => {
+      await pool.close();
+      await removeDir(root);
+    });
+
+    it('each of many writes given at once gets its own outcome, in order', async () => {
+      const contents = Array.from({ length: 70 }, (_, i) => Buffer.from(`file ${i}\n`.repeat(50 + i * 40)));
+      const sealed = contents.map((c) => encodeBlob(key, 'data', c, blobId(c), 3));
+      const damaged = Buffer.from(sealed[7]!.sealed);
+      damaged[damaged.length - 1]! ^= 0xff;
+      const mtime = 1_700_000_000.5;
+      const outcomes = await Promise.all(
+        contents.map((c, i) => {
+          const e = sealed[i]!;
+          return pool.restoreWrite(key, {
+            path: i === 11 ? join(root, 'no-such-dir', 'f') : join(root, `f-${i}`),
+            create: true,
+            blob: {
+              sealed: i === 7 ? damaged : e.sealed,
+              ref: { id: e.id, compressed: e.compressed, uncompressedLength: c.length },
+              packId: 'p',
+              offset: 0,
+            },
+            finish: { mtime, mode: 0o640, owner: null },
+          });
+        }),
+      );
+      for (const [i, o] of outcomes.entries()) {
+        if (i === 7) assert.equal(o.status, 'damaged', 'the damaged blob alone');
+        else if (i === 11) assert.deepEqual(o, { status: 'error', stage: 'create', errno: 'ENOENT' });
+        else {
+          assert.deepEqual(o, { status: 'done', bytes: contents[i]!.length, warning: null }, `write ${i}`);
+          assert.ok((await readFile(join(root, `f-${i}`))).equals(contents[i]!));
+          const st = await stat(join(root, `f-${i}`));
+          assert.equal(st.mode & 0o777, 0o640);
+          assert.equal(st.mtimeMs, 1_700_000_000_500);
+        }
+      }
     });
   });
 }

@@ -31,7 +31,13 @@ import {
   type SmallFileOutcome,
   type SmallFileRead,
 } from './file-work.js';
-import type { PoolReply, PoolRequest, PoolResult, ReadContextWire } from './pool-messages.js';
+import type {
+  PoolReply,
+  PoolRequest,
+  PoolResult,
+  ReadContextWire,
+  RestoreWriteWire,
+} from './pool-messages.js';
 import {
   type EntryOutcome,
   type EntryWork,
@@ -51,6 +57,16 @@ const INLINE_BELOW = 4 * 1024;
 
 /** See spawn(). */
 const YOUNG_GENERATION_MB = 4;
+/** Restore writes per request at most, and bytes of sealed blobs (see restoreWrite). */
+const RESTORE_BATCH_WRITES = 16;
+const RESTORE_BATCH_BYTES = 1024 * 1024;
+
+interface WriteBatch {
+  key: Buffer;
+  writes: RestoreWrite[];
+  bytes: number;
+  waiters: { resolve: (o: RestoreWriteOutcome) => void; reject: (e: unknown) => void }[];
+}
 
 type Pending = { resolve: (r: PoolResult) => void; reject: (e: unknown) => void };
 
@@ -89,6 +105,8 @@ export class BlobPool {
   /** Released buffers, sent along with the next request (see release). */
   private released: ArrayBuffer[] = [];
   private seq = 0;
+  /** Restore writes gathered for the next batch (see restoreWrite). */
+  private writeBatch: WriteBatch | null = null;
 
   constructor(private readonly size: number) {}
 
@@ -205,22 +223,73 @@ export class BlobPool {
     return ++this.seq;
   }
 
-  /** Decodes a blob and writes it into a restored file (restore-work.ts restoreWrite). */
-  async restoreWrite(key: Buffer, w: RestoreWrite): Promise<RestoreWriteOutcome> {
-    if (this.size === 0) return restoreWrite(key, w);
-    const sealed = w.blob ? copyOut(w.blob.sealed) : null;
+  /**
+   * Decodes a blob and writes it into a restored file (restore-work.ts restoreWrite). Writes go
+   * to a thread in batches, one request for up to RESTORE_BATCH_WRITES writes or
+   * RESTORE_BATCH_BYTES of sealed blobs: those given in one turn of the event loop travel
+   * together, the rest in the next batch. Why: one message per file, with a copy of its blob in
+   * a buffer of its own, was most of the main thread's work in a restore of many small files.
+   * A batch's writes run in order on one thread; a caller that needs one write done before
+   * another (a file's creation) awaits it first.
+   */
+  restoreWrite(key: Buffer, w: RestoreWrite): Promise<RestoreWriteOutcome> {
+    if (this.size === 0) return Promise.resolve(restoreWrite(key, w));
+    return new Promise((resolve, reject) => {
+      let batch = this.writeBatch;
+      if (batch && batch.key !== key) {
+        this.flushWrites();
+        batch = null;
+      }
+      if (!batch) {
+        const fresh: WriteBatch = { key, writes: [], bytes: 0, waiters: [] };
+        this.writeBatch = batch = fresh;
+        setImmediate(() => {
+          if (this.writeBatch === fresh) this.flushWrites();
+        });
+      }
+      batch.writes.push(w);
+      batch.waiters.push({ resolve, reject });
+      batch.bytes += w.blob?.sealed.length ?? 0;
+      if (batch.writes.length >= RESTORE_BATCH_WRITES || batch.bytes >= RESTORE_BATCH_BYTES)
+        this.flushWrites();
+    });
+  }
+
+  private flushWrites(): void {
+    const batch = this.writeBatch;
+    if (!batch) return;
+    this.writeBatch = null;
+    // One buffer for the batch's blobs, moved to the thread: not one copy and one buffer each.
+    const data = new Uint8Array(batch.bytes);
+    let at = 0;
+    const writes = batch.writes.map((w): RestoreWriteWire => {
+      if (!w.blob) return { path: w.path, create: w.create, blob: null, finish: w.finish };
+      const { sealed, ref, packId, offset } = w.blob;
+      data.set(sealed, at);
+      at += sealed.length;
+      const blob = { ref, packId, offset, start: at - sealed.length, length: sealed.length };
+      return { path: w.path, create: w.create, blob, finish: w.finish };
+    });
     const req: PoolRequest = {
-      op: 'restore-write',
+      op: 'restore-writes',
       seq: ++this.seq,
-      key,
-      path: w.path,
-      create: w.create,
-      blob: w.blob && sealed ? { ...w.blob, sealed } : null,
-      finish: w.finish,
+      key: batch.key,
+      writes,
+      data: data.buffer,
     };
-    const reply = await this.post(req, sealed ? [sealed] : [], this.pick());
-    if (reply.kind !== 'restored') throw new Error(`blob pool: ${reply.kind} reply to a restore write`);
-    return reply.outcome;
+    this.post(req, [data.buffer], this.pick()).then(
+      (reply) => {
+        if (reply.kind !== 'restored' || reply.outcomes.length !== batch.waiters.length) {
+          const err = new Error(`blob pool: ${reply.kind} reply to a batch of restore writes`);
+          for (const w of batch.waiters) w.reject(err);
+          return;
+        }
+        reply.outcomes.forEach((o, i) => batch.waiters[i]!.resolve(o));
+      },
+      (err: unknown) => {
+        for (const w of batch.waiters) w.reject(err);
+      },
+    );
   }
 
   /**

@@ -67,10 +67,18 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       sessions.get(req.session)?.close();
       sessions.delete(req.session);
       return { result: { kind: 'closed' }, transfer: [] };
-    case 'restore-write': {
-      const blob = req.blob && { ...req.blob, sealed: Buffer.from(req.blob.sealed) };
-      const outcome = restoreWrite(Buffer.from(req.key), { ...req, blob });
-      return { result: { kind: 'restored', outcome }, transfer: [] };
+    case 'restore-writes': {
+      const key = Buffer.from(req.key);
+      const outcomes = req.writes.map((w) => {
+        const blob = w.blob && {
+          ref: w.blob.ref,
+          packId: w.blob.packId,
+          offset: w.blob.offset,
+          sealed: Buffer.from(req.data, w.blob.start, w.blob.length),
+        };
+        return restoreWrite(key, { ...w, blob });
+      });
+      return { result: { kind: 'restored', outcomes }, transfer: [] };
     }
     case 'verify-pack': {
       const damaged = verifyPackBlobs(Buffer.from(req.key), new Uint8Array(req.data), req.blobs, req.packId);

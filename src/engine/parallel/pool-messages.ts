@@ -55,14 +55,13 @@ export type PoolRequest =
       contextData?: ReadContextWire;
     }
   | {
-      op: 'restore-write';
+      op: 'restore-writes';
       seq: number;
       key: Uint8Array;
-      path: string;
-      create: boolean;
-      /** `sealed` is transferred. */
-      blob: { sealed: ArrayBuffer; ref: BlobRef; packId: string; offset: number } | null;
-      finish: RestoredMetadata | null;
+      /** Done one after the other, in this order. */
+      writes: RestoreWriteWire[];
+      /** Every write's sealed blob, back to back (transferred). */
+      data: ArrayBuffer;
     }
   | { op: 'restore-entries'; seq: number; batch: EntryWork[] }
   | {
@@ -98,6 +97,14 @@ export type FilePartWire =
   | { status: 'part'; chunks: PartChunkWire[]; bytesRead: number; eof: boolean }
   | { status: 'error'; stage: 'open' | 'read'; errno: string; position: number };
 
+/** A RestoreWrite as posted: its sealed blob is the `length` bytes at `start` of the request's data. */
+export interface RestoreWriteWire {
+  path: string;
+  create: boolean;
+  blob: { ref: BlobRef; packId: string; offset: number; start: number; length: number } | null;
+  finish: RestoredMetadata | null;
+}
+
 /** A small-file batch's outcome for one file (SmallFileOutcome) with transferable buffers. */
 export type SmallFileWire = FilePartWire | { status: 'grew' };
 
@@ -108,7 +115,7 @@ export type PoolResult =
   | { kind: 'part'; part: FilePartWire }
   | { kind: 'small-files'; outcomes: SmallFileWire[] }
   | { kind: 'closed' }
-  | { kind: 'restored'; outcome: RestoreWriteOutcome }
+  | { kind: 'restored'; outcomes: RestoreWriteOutcome[] }
   | { kind: 'entries'; outcomes: EntryOutcome[] }
   | { kind: 'verified'; damaged: DamagedBlob[] }
   | { kind: 'released' };

@@ -18,7 +18,7 @@ const MAX_RANGE_SIZE = 32 * 1024 * 1024;
 /** Two packs in flight overlap one pack's read with the other's decryption and writes. */
 const PACK_CONCURRENCY = 2;
 /** File operations in flight: restores of many small files are bound by syscall latency, not bandwidth. */
-const FILE_CONCURRENCY = 16;
+const FILE_CONCURRENCY = 64;
 /** Directories or symlinks per request to a pool thread (restore-work.ts restoreEntries). */
 const ENTRY_BATCH = 256;
 /** Batches of symlinks or directory metadata in flight at once (their order does not matter). */
