@@ -327,7 +327,7 @@ class Archiver {
         [ENTRY_CONCURRENCY, SUBDIRS_AT_ONCE],
         async (entry) => {
           throwIfCancelled(this.signal, 'the backup');
-          const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;
+          const childRel = relChild(rel, entry.name);
           // A subdirectory's listing read ahead is handed on, and let go of here.
           const listed = listing.subdirs?.get(entry.name);
           listing.subdirs?.delete(entry.name);
@@ -426,8 +426,7 @@ class Archiver {
         return { skipped: readErrorReason(o) };
       }
       this.stats.bytesRead += o.bytesRead;
-      const name = batch[i]!.name;
-      const childRel = rel === '' ? name : `${rel}/${name}`;
+      const childRel = relChild(rel, batch[i]!.name);
       const compression = { tryCompress: true, decided: false };
       try {
         for (const chunk of o.chunks) await this.saveChunk(files[i]!.path, childRel, chunk, compression);
@@ -446,7 +445,10 @@ class Archiver {
   }
 
   /** Same size, times and inode as in the parent backup, with every blob still in the vault. */
-  private unchanged(entry: ScannedEntry, prev: TreeNode | undefined): boolean {
+  private unchanged(
+    entry: ScannedEntry,
+    prev: TreeNode | undefined,
+  ): prev is TreeNode & { content: string[] } {
     return (
       prev?.type === 'file' &&
       prev.size === entry.size &&
@@ -492,7 +494,7 @@ class Archiver {
     const node = metadata(entry, 'file');
     const size = entry.size;
     this.stats.bytesScanned += size;
-    if (batched === undefined && prev?.content && this.unchanged(entry, prev)) {
+    if (batched === undefined && this.unchanged(entry, prev)) {
       this.stats.filesUnmodified++;
       this.filesDone++;
       this.bytesDone += size;
@@ -636,6 +638,11 @@ class Archiver {
     this.stats.bytesNew += plaintextBytes;
     this.stats.bytesStored += outcome.storedBytes;
   }
+}
+
+/** The path of `name` inside the directory at `rel` (the source root is ''). */
+function relChild(rel: string, name: string): string {
+  return rel === '' ? name : `${rel}/${name}`;
 }
 
 function readErrorReason(e: { stage: 'open' | 'read'; errno: string; position: number }): string {

@@ -4,8 +4,8 @@ import type { ScannedDir } from '../parallel/file-work.js';
 /**
  * Stat-only walk of the source that runs alongside a first backup so progress can show a
  * percentage and an ETA. It lists directories the way the archiver does (a pool request lists a
- * directory and the subdirectories it reads ahead) and keeps only the running totals. Errors are ignored here: the archiver reports
- * them when it reaches the entry.
+ * directory and the subdirectories it reads ahead) and keeps only the running totals. Errors
+ * are ignored here: the archiver reports them when it reaches the entry.
  */
 export class Scanner {
   filesTotal = 0;
