@@ -5,12 +5,15 @@
  * parent tree's nodes).
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runBackup } from '../../src/engine/archiver/archiver.js';
+import { Repository } from '../../src/engine/index.js';
+import { packPath } from '../../src/engine/pack/pack-writer.js';
 import { sharedBlobPool } from '../../src/engine/parallel/blob-pool.js';
 import type { RepositoryContext } from '../../src/engine/repository/repository-context.js';
+import { LocalBackend } from '../../src/storage/local/local-backend.js';
 import { commitAndRestore, newRepository, removeDir, tempDir } from './source-tree-fixture.js';
 
 /** A tree `depth` levels of directories deep, `fanout` subdirectories and 3 files in each. */
@@ -77,22 +80,23 @@ for (const run of ['first backup', 'backup with a parent']) {
   });
 }
 
+/** Three subdirectories of 2,500 (empty) files and an empty one in each. */
+async function threeWideDirs(source: string): Promise<void> {
+  for (const d of ['a', 'b', 'c']) {
+    await mkdir(join(source, d, 'inner'), { recursive: true });
+    await Promise.all(Array.from({ length: 2500 }, (_, i) => writeFile(join(source, d, `f-${i}`), '')));
+  }
+}
+
 test('directory listings come ahead of the walk: one request lists a directory and what follows it', async () => {
   const work = await tempDir('archiver-walk-ahead');
   try {
     const source = join(work, 'src');
-    // Three subdirectories of 2,500 (empty) files and an empty one in each: the root's request
-    // lists it, a, a/inner and b (then 4,096 entries are listed); b/inner and c are listed when
-    // the walk gets to them.
-    for (const d of ['a', 'b', 'c']) {
-      await mkdir(join(source, d, 'inner'), { recursive: true });
-      await Promise.all(Array.from({ length: 2500 }, (_, i) => writeFile(join(source, d, `f-${i}`), '')));
-    }
+    // The root's request lists it, a, a/inner and b (then 4,096 entries are listed); b/inner and
+    // c are listed when the walk gets to them.
+    await threeWideDirs(source);
     const repo = await newRepository(join(work, 'vault'));
     const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
-    const first = await runBackup(ctx, { sourcePath: source });
-    await repo.commitSnapshot(first.snapshotId);
-
     const pool = sharedBlobPool();
     const scanDir = pool.scanDir.bind(pool);
     const requests: string[] = [];
@@ -102,15 +106,124 @@ test('directory listings come ahead of the walk: one request lists a directory a
     };
     let result;
     try {
-      result = await runBackup(ctx, { sourcePath: source, parentSnapshotId: first.snapshotId });
+      result = await runBackup(ctx, { sourcePath: source });
     } finally {
       pool.scanDir = scanDir;
     }
-    assert.deepEqual(requests, ['/', '/b/inner', '/c'], 'three requests, not one per directory (7)');
+    // The progress scanner (which counts the files ahead of the walk) lists the same way.
+    assert.deepEqual(
+      requests.sort(),
+      ['/', '/', '/b/inner', '/b/inner', '/c', '/c'],
+      'three requests each, not one per directory (7)',
+    );
     assert.equal(result.stats.dirs, 7);
-    assert.equal(result.stats.filesUnmodified, 7500);
+    assert.equal(result.stats.filesNew, 7500);
     const target = join(work, 'restored');
     await commitAndRestore(repo, result.snapshotId, source, target);
+  } finally {
+    await removeDir(work);
+  }
+});
+
+test('with a parent, each directory is diffed once on a thread, and an unchanged tree is the parent’s', async () => {
+  const work = await tempDir('archiver-walk-diff');
+  try {
+    const source = join(work, 'src');
+    await threeWideDirs(source);
+    const repo = await newRepository(join(work, 'vault'));
+    const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+    const first = await runBackup(ctx, { sourcePath: source });
+    await repo.commitSnapshot(first.snapshotId);
+
+    const pool = sharedBlobPool();
+    const { scanDir, diffDir } = pool;
+    const scans: string[] = [];
+    const diffs: string[] = [];
+    pool.scanDir = (path, ahead) => {
+      scans.push(path);
+      return scanDir.call(pool, path, ahead);
+    };
+    pool.diffDir = (path, tree, context, urgent) => {
+      diffs.push(path.slice(source.length) || '/');
+      return diffDir.call(pool, path, tree, context, urgent);
+    };
+    const backup = () => runBackup(ctx, { sourcePath: source, parentSnapshotId: first.snapshotId });
+    let same;
+    try {
+      same = await backup();
+    } finally {
+      pool.scanDir = scanDir;
+      pool.diffDir = diffDir;
+    }
+    assert.deepEqual(scans, [], 'nothing is listed but through a diff');
+    assert.deepEqual(diffs.sort(), ['/', '/a', '/a/inner', '/b', '/b/inner', '/c', '/c/inner']);
+    assert.equal(same.stats.filesUnmodified, 7500);
+    assert.equal(same.stats.bytesRead, 0);
+    assert.equal(same.stats.blobsNew, 0);
+    await repo.commitSnapshot(same.snapshotId);
+    const rootOf = async (id: string) => (await repo.loadSnapshot(id)).rootTreeId;
+    assert.equal(await rootOf(same.snapshotId), await rootOf(first.snapshotId));
+
+    // Changes in b/inner and c: b keeps its files' nodes, a keeps its tree.
+    await writeFile(join(source, 'b', 'inner', 'new'), 'new file\n');
+    await writeFile(join(source, 'c', 'f-7'), 'now with content\n');
+    await rm(join(source, 'c', 'f-8'));
+    const changed = await backup();
+    assert.equal(changed.stats.filesNew, 1);
+    assert.equal(changed.stats.filesChanged, 1);
+    assert.equal(changed.stats.filesUnmodified, 7500 - 2);
+    const before = await repo.readTree(await rootOf(first.snapshotId));
+    await repo.commitSnapshot(changed.snapshotId);
+    const after = await repo.readTree(await rootOf(changed.snapshotId));
+    const subtree = (nodes: typeof before, name: string) => nodes.find((n) => n.name === name)!.subtree;
+    assert.equal(subtree(after, 'a'), subtree(before, 'a'));
+    assert.notEqual(subtree(after, 'b'), subtree(before, 'b'));
+    assert.notEqual(subtree(after, 'c'), subtree(before, 'c'));
+    assert.equal((await repo.readTree(subtree(after, 'b')!)).length, 2501);
+    assert.equal((await repo.readTree(subtree(after, 'c')!)).length, 2500);
+    await commitAndRestore(repo, changed.snapshotId, source, join(work, 'restored'));
+  } finally {
+    await removeDir(work);
+  }
+});
+
+test('a parent tree that fails authentication costs a warning and a re-read, never a wrong backup', async () => {
+  const work = await tempDir('archiver-walk-corrupt');
+  try {
+    const source = join(work, 'src');
+    await mkdir(join(source, 'keep'), { recursive: true });
+    await mkdir(join(source, 'hurt'), { recursive: true });
+    for (let i = 0; i < 20; i++) {
+      await writeFile(join(source, 'keep', `k-${i}`), `keep ${i}\n`);
+      await writeFile(join(source, 'hurt', `h-${i}`), `hurt ${i}\n`);
+    }
+    const vault = join(work, 'vault');
+    const repo = await newRepository(vault);
+    const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+    const first = await runBackup(ctx, { sourcePath: source });
+    await repo.commitSnapshot(first.snapshotId);
+    const root = await repo.readTree((await repo.loadSnapshot(first.snapshotId)).rootTreeId);
+    const hurt = root.find((n) => n.name === 'hurt')!.subtree!;
+    const entry = (await ctx.loadIndex()).get(hurt)!;
+    // One byte of the sealed tree flipped in its pack, in a fresh process's view of the vault.
+    const packFile = join(vault, packPath(entry.packId));
+    const bytes = await readFile(packFile);
+    bytes[entry.offset + entry.length - 3]! ^= 0xff;
+    await writeFile(packFile, bytes);
+    const reopened = await Repository.open(new LocalBackend(vault), 'correct horse');
+    const ctx2 = (reopened as unknown as { ctx: RepositoryContext }).ctx;
+    // hurt/ changed too, so its new tree is not the damaged one (an unchanged directory's tree
+    // would have the same id, and a backup does not store a blob the vault lists again).
+    await writeFile(join(source, 'hurt', 'h-new'), 'new\n');
+    const r = await runBackup(ctx2, { sourcePath: source, parentSnapshotId: first.snapshotId });
+    assert.equal(r.stats.warnings.length, 1);
+    assert.match(
+      r.stats.warnings[0]!,
+      /^hurt: parent tree unreadable, files re-read \(.*fails authentication/,
+    );
+    assert.equal(r.stats.filesUnmodified, 20, 'keep/ was compared as usual');
+    assert.equal(r.stats.filesNew, 21, 'hurt/ was read again');
+    await commitAndRestore(reopened, r.snapshotId, source, join(work, 'restored'));
   } finally {
     await removeDir(work);
   }

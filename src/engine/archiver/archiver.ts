@@ -7,6 +7,7 @@ import { throwIfCancelled } from '../cancellation.js';
 import { mapLanes, Semaphore } from '../concurrency.js';
 import { type MasterIndex, writeIndexFile } from '../index/master-index.js';
 import { blobId } from '../pack/blob-codec.js';
+import type { DiffEntry, DirDiff, SealedTree } from '../parallel/dir-diff.js';
 import {
   childPath,
   PART_BYTES,
@@ -21,7 +22,7 @@ import { BlobSaver, type SaveOutcome } from '../repository/blob-saver.js';
 import { compressionLevel } from '../repository/repository-config.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot, newSnapshotId, saveSnapshot, type Snapshot } from '../snapshot/snapshot.js';
-import { compareNames, encodeTree, sameNode, type TreeNode } from '../tree/tree.js';
+import { compareNames, encodeTree, type TreeNode } from '../tree/tree.js';
 import type { BackupOptions, BackupProgress, BackupResult, BackupStats } from './backup-types.js';
 import { ReadRateLimiter } from './rate-limiter.js';
 import { Scanner } from './scanner.js';
@@ -73,11 +74,43 @@ const SMALL_BATCHES_IN_FLIGHT = 4;
  * to a pool thread each. At most this many entries per open directory wait to be walked.
  */
 const SCAN_AHEAD_ENTRIES = 4096;
+/**
+ * Directories listed and compared with their parent trees ahead of the walk (see refillDiffs): at
+ * most this many, and at most this many bytes of their parent trees once opened. A diff held
+ * ahead holds its directory's changed entries and its parent tree's sealed bytes, both of a size
+ * with the tree, so the bytes bound what waiting diffs hold. An unchanged directory's diff is a
+ * few hundred bytes: on the benchmark trees a budget of 64 diffs kept the threads half idle, the
+ * walk taking each diff as it arrived; 1,024 kept them busy.
+ */
+const DIFFS_AHEAD = 4096;
+const DIFF_TREE_BYTES_AHEAD = 16 * 1024 * 1024;
 /** Chunks of one file being encoded at once (see readFile). */
 const CHUNKS_IN_FLIGHT = 4;
 
 /** An entry below the root that cannot be backed up; it is left out and the reason becomes a warning. */
 class SkippedEntry extends Error {}
+
+/** A directory compared with its parent tree (dir-diff.ts), or why that tree could not be read. */
+type ParentDiff =
+  | {
+      diff: DirDiff;
+      tree: SealedTree;
+      /** Its small files being read, by name (see requestDiff). */
+      reads: Map<string, Promise<BatchedRead>>;
+    }
+  | { unreadable: string };
+
+/**
+ * The subdirectories of a directory the walk is in, and how far their diffs have been requested
+ * ahead (see refillDiffs). `walked`: how many of them the walk has gone into, in order.
+ */
+interface DiffCursor {
+  abs: string;
+  rel: string;
+  entries: readonly DiffEntry[];
+  next: number;
+  walked: number;
+}
 
 interface FileContent {
   /** Data blob ids in file order. */
@@ -122,6 +155,14 @@ class Archiver {
   private readonly smallBatches = new Semaphore(SMALL_BATCHES_IN_FLIGHT);
   private readonly pool: BlobPool = sharedBlobPool();
   private readContext: ReadContext | null = null;
+  /** Diffs requested ahead of the walk, by the directory's absolute path (see prefetchDiffs). */
+  private readonly diffsAhead = new Map<string, { diff: Promise<ParentDiff>; treeBytes: number }>();
+  /** The parent trees' bytes (uncompressed) of the diffs in diffsAhead. */
+  private diffTreeBytesAhead = 0;
+  /** Small-file reads started as diffs arrived, until each settles (see requestDiff). */
+  private readonly readsAhead = new Set<Promise<unknown>>();
+  /** One per directory open in the walk, the innermost last (see refillDiffs). */
+  private readonly diffCursors: DiffCursor[] = [];
   private saver: BlobSaver | null = null;
   private index: MasterIndex | null = null;
   private phase: BackupProgress['phase'] = 'scanning';
@@ -166,12 +207,13 @@ class Archiver {
     const started = performance.now();
     throwIfCancelled(this.signal, 'the backup');
     await this.checkRoot();
-    // The root's listing (and what it reads ahead) is read while the index and parent load.
-    const rootListing = this.pool.scanDir(this.root, SCAN_AHEAD_ENTRIES);
-    rootListing.catch(() => undefined);
-    const index = await this.ctx.loadIndex();
+    // Without a parent, the root's listing (and what it reads ahead) is read while the index loads.
+    const rootListing = this.opts.parentSnapshotId
+      ? undefined
+      : this.pool.scanDir(this.root, SCAN_AHEAD_ENTRIES);
+    rootListing?.catch(() => undefined);
+    const [index, parent] = await Promise.all([this.ctx.loadIndex(), this.loadParent()]);
     this.index = index;
-    const parent = await this.loadParent();
     const saver = new BlobSaver(this.ctx, index, this.pool);
     this.saver = saver;
     const summary = parent?.summary;
@@ -204,6 +246,8 @@ class Archiver {
       });
       return { snapshotId, parentSnapshotId: parent?.id ?? null, stats: this.stats };
     } catch (err) {
+      // No read started ahead is left packing behind the cleanup.
+      await Promise.allSettled([...this.readsAhead]);
       // Packs already stored are indexed anyway, so a retried or resumed backup does not upload them again.
       await saver.drain().catch(() => undefined);
       if (saver.stored.length > 0) {
@@ -273,21 +317,12 @@ class Archiver {
     this.stats.warnings.push(`${rel}: ${reason}`);
   }
 
-  private async loadParentNodes(treeId: string | null, rel: string): Promise<Map<string, TreeNode>> {
-    const map = new Map<string, TreeNode>();
-    if (!treeId) return map;
-    try {
-      const nodes = await this.ctx.loadTree(this.index!, treeId);
-      for (const n of nodes) map.set(n.name, n);
-    } catch (err) {
-      this.warn(rel || '/', `parent tree unreadable, files re-read (${(err as Error).message})`);
-    }
-    return map;
-  }
-
   /**
-   * Saves a directory's contents as a tree blob (children first) and returns its id. `listed` is
-   * its listing when it came with its parent's (read ahead).
+   * Saves a directory's contents as a tree blob (children first) and returns its id. With a
+   * parent tree, a pool thread lists the directory and compares it with that tree (dir-diff.ts):
+   * unchanged files never reach this thread, and a directory whose every entry and subtree is
+   * unchanged is the parent's tree again, never decoded here. `listed` is its listing when it
+   * came with its parent's (read ahead; only without a parent tree).
    */
   private async saveDir(
     abs: string,
@@ -295,11 +330,16 @@ class Archiver {
     parentTreeId: string | null,
     listed?: ScannedDir | Promise<ScannedDir>,
   ): Promise<string> {
-    // One request lists the directory and stats every entry on a pool thread (file-work.ts).
-    const [listing, parentNodes] = await Promise.all([
-      listed ?? this.pool.scanDir(abs, SCAN_AHEAD_ENTRIES),
-      this.loadParentNodes(parentTreeId, rel),
-    ]);
+    let compared = parentTreeId === null ? null : await this.takeDiff(abs, rel, parentTreeId);
+    if (compared && 'unreadable' in compared) {
+      this.warn(rel || '/', `parent tree unreadable, files re-read (${compared.unreadable})`);
+      compared = null;
+    }
+    if (compared?.diff.parentError) {
+      this.warn(rel || '/', `parent tree unreadable, files re-read (${compared.diff.parentError})`);
+    }
+    const listing: DirDiff | ScannedDir =
+      compared?.diff ?? (await (listed ?? this.pool.scanDir(abs, SCAN_AHEAD_ENTRIES)));
     if (listing.error !== null) {
       if (rel === '') {
         throw new CofferError('SourceUnreadable', `the source ${abs} cannot be read (${listing.error})`, {
@@ -308,35 +348,88 @@ class Archiver {
       }
       throw new SkippedEntry(`directory unreadable (${listing.error})`);
     }
+    // A parent tree that a thread could not open counts as no parent: everything is read again.
+    const against = compared && compared.diff.parentError === null ? compared : null;
     this.stats.dirs++;
     this.seams.onDirectory?.(rel, 'open');
     // Such a name would come back different on restore; skipping it loudly beats restoring the wrong file.
     for (const hex of listing.invalidNames) this.warn(`${rel}/${hex}`, 'name is not valid UTF-8, skipped');
-    const entries = listing.entries.sort((a, b) => compareNames(a.name, b.name));
+    if (against) this.countUnmodified(rel, against.diff);
+    const entries: DiffEntry[] = listing.entries.sort((a, b) => compareNames(a.name, b.name));
+    const cursor: DiffCursor | undefined = against ? { abs, rel, entries, next: 0, walked: 0 } : undefined;
+    let results: (TreeNode | null)[];
+    if (cursor) this.diffCursors.push(cursor);
+    try {
+      this.refillDiffs();
+      results = await this.saveEntries(abs, rel, entries, listing, cursor, against?.reads);
+    } finally {
+      if (cursor) this.diffCursors.splice(this.diffCursors.lastIndexOf(cursor), 1);
+    }
+    this.seams.onDirectory?.(rel, 'done');
+    const nodes = results.filter((n): n is TreeNode => n !== null);
+    if (against) {
+      // The parent tree is never opened on this thread: a diff leaves out only files and symlinks
+      // identical to the parent's, so with nothing removed, no file or symlink listed and every
+      // subdirectory the same with the same subtree, the directory is unchanged.
+      const unchanged =
+        against.diff.removed.length === 0 &&
+        results.every((n, i) => {
+          const e = entries[i]!;
+          return n !== null && e.kind === 'dir' && e.sameMeta === true && n.subtree === e.parentSubtree;
+        });
+      if (unchanged && this.saver!.knows(against.tree.id)) return against.tree.id;
+      // Otherwise a thread builds the new tree: these nodes, and the parent's of the other names.
+      const skipped = entries.filter((_, i) => results[i] === null).map((e) => e.name);
+      const built = await this.pool.buildTree(
+        against.tree,
+        nodes,
+        [...against.diff.removed, ...skipped],
+        this.fileContext(),
+      );
+      await this.saveBlob('tree', built.bytes, built.id, true);
+      return built.id;
+    }
+    const bytes = encodeTree(nodes);
+    const id = blobId(bytes);
+    await this.saveBlob('tree', bytes, id, true);
+    return id;
+  }
+
+  /**
+   * The entries of a directory handled concurrently, so small-file I/O overlaps; results keep the
+   * entries' order, so the tree (and its id) does not depend on timing. Files and subdirectories
+   * run in lanes of their own, so a subdirectory waiting for its turn never holds up a file.
+   */
+  private async saveEntries(
+    abs: string,
+    rel: string,
+    entries: readonly DiffEntry[],
+    listing: DirDiff | ScannedDir,
+    cursor?: DiffCursor,
+    reads?: Map<string, Promise<BatchedRead>>,
+  ): Promise<(TreeNode | null)[]> {
+    const subdirs = 'subdirs' in listing ? listing.subdirs : undefined;
     // The small files to read are queued in batches at once; each file's entry below waits for
     // its batch, while the walk goes on into the subdirectories.
-    const batched = this.readSmallFilesAhead(abs, rel, entries, parentNodes);
-    // Entries are handled concurrently so small-file I/O overlaps; results keep name order, so
-    // the tree (and its id) does not depend on timing. Files and subdirectories run in lanes of
-    // their own, so a subdirectory waiting for its turn never holds up a file.
-    let results: (TreeNode | null)[];
+    const batched = reads ?? this.readSmallFilesAhead(abs, rel, entries);
     try {
-      results = await mapLanes(
+      return await mapLanes(
         entries,
         (entry) => (entry.kind === 'dir' ? 1 : 0),
         [ENTRY_CONCURRENCY, SUBDIRS_AT_ONCE],
         async (entry) => {
           throwIfCancelled(this.signal, 'the backup');
+          // Subdirectories are walked one at a time in order: none before this one is asked for again.
+          if (entry.kind === 'dir' && cursor) cursor.next = Math.max(cursor.next, ++cursor.walked);
           const childRel = relChild(rel, entry.name);
           // A subdirectory's listing read ahead is handed on, and let go of here.
-          const listed = listing.subdirs?.get(entry.name);
-          listing.subdirs?.delete(entry.name);
+          const listed = subdirs?.get(entry.name);
+          subdirs?.delete(entry.name);
           try {
             return await this.saveEntry(
               childPath(abs, entry.name),
               childRel,
               entry,
-              parentNodes.get(entry.name),
               batched.get(entry.name),
               listed,
             );
@@ -353,24 +446,90 @@ class Archiver {
       // After a failure, no batch is left reading or packing behind the caller's cleanup.
       if (batched.size > 0) await Promise.allSettled(batched.values());
     }
-    this.seams.onDirectory?.(rel, 'done');
-    const nodes = results.filter((n): n is TreeNode => n !== null);
-    if (
-      parentTreeId !== null &&
-      nodes.length === parentNodes.size &&
-      nodes.every((n) => {
-        const before = parentNodes.get(n.name);
-        return before !== undefined && sameNode(n, before);
-      }) &&
-      this.saver!.knows(parentTreeId)
-    ) {
-      // Unchanged since the parent backup (names, metadata, contents, subtrees): the same tree.
-      return parentTreeId;
+  }
+
+  /** Files a diff found identical to the parent's: counted, never looked at one by one. */
+  private countUnmodified(rel: string, diff: DirDiff): void {
+    if (diff.sameFiles === 0) return;
+    this.stats.filesUnmodified += diff.sameFiles;
+    this.stats.bytesScanned += diff.sameBytes;
+    this.filesDone += diff.sameFiles;
+    this.bytesDone += diff.sameBytes;
+    this.emit(rel);
+  }
+
+  /** The diff of a directory with its parent tree: the one requested ahead, or a new request. */
+  private takeDiff(abs: string, rel: string, treeId: string): Promise<ParentDiff> {
+    const ahead = this.diffsAhead.get(abs);
+    if (ahead) {
+      this.diffsAhead.delete(abs);
+      this.diffTreeBytesAhead -= ahead.treeBytes;
+      this.refillDiffs();
+      return ahead.diff;
     }
-    const bytes = encodeTree(nodes);
-    const id = blobId(bytes);
-    await this.saveBlob('tree', bytes, id, true);
-    return id;
+    return this.requestDiff(abs, rel, treeId, true);
+  }
+
+  /**
+   * A directory's diff. As it arrives, its small files that changed start being read (their
+   * blobs go to the packs; what waits for the walk is their ids), and its subdirectories' diffs
+   * are requested ahead (prefetchDiff). Why the reads: the walk goes into one subdirectory at a
+   * time, and when each changed directory's reads began only as the walk got there, a backup of
+   * 1 % changed files spent most of its time on one such round trip after another.
+   * `urgent`: the walk waits for it.
+   */
+  private async requestDiff(abs: string, rel: string, treeId: string, urgent = false): Promise<ParentDiff> {
+    let tree: SealedTree;
+    try {
+      tree = await this.ctx.sealedTree(this.index!, treeId);
+    } catch (err) {
+      // Costs only speed: the directory is listed and its files read as if new.
+      return { unreadable: (err as Error).message };
+    }
+    const diff = await this.pool.diffDir(abs, tree, this.fileContext(), urgent);
+    let reads = new Map<string, Promise<BatchedRead>>();
+    if (diff.error === null && diff.parentError === null) {
+      reads = this.readSmallFilesAhead(abs, rel, diff.entries);
+      if (reads.size > 0) {
+        const settled = Promise.allSettled(reads.values());
+        this.readsAhead.add(settled);
+        void settled.then(() => this.readsAhead.delete(settled));
+      }
+      for (const e of diff.entries) if (!this.prefetchDiff(abs, rel, e)) break;
+    }
+    return { diff, tree, reads };
+  }
+
+  /**
+   * Keeps DIFFS_AHEAD diffs requested ahead of the walk: while the walk is in one directory, the
+   * pool threads list and compare the next ones, instead of one round trip to a thread per
+   * directory, each waited for. The walk's next directories come first: the subdirectories of the
+   * innermost open directory, then those of the one around it. Called as a directory opens and
+   * whenever the walk takes a diff.
+   */
+  private refillDiffs(): void {
+    for (let i = this.diffCursors.length - 1; i >= 0; i--) {
+      const c = this.diffCursors[i]!;
+      while (c.next < c.entries.length) {
+        if (!this.prefetchDiff(c.abs, c.rel, c.entries[c.next]!)) return;
+        c.next++;
+      }
+    }
+  }
+
+  /** Requests the diff of `entry` (in `abs`) ahead, if it is a directory; false when there is no room. */
+  private prefetchDiff(abs: string, rel: string, entry: DiffEntry): boolean {
+    if (this.diffsAhead.size >= DIFFS_AHEAD || this.diffTreeBytesAhead >= DIFF_TREE_BYTES_AHEAD) return false;
+    if (entry.kind !== 'dir' || entry.error !== undefined || !entry.parentSubtree) return true;
+    const path = childPath(abs, entry.name);
+    if (this.diffsAhead.has(path)) return true;
+    const diff = this.requestDiff(path, relChild(rel, entry.name), entry.parentSubtree);
+    // Awaited when the walk gets there; a diff never taken (the walk stopped) fails quietly.
+    diff.catch(() => undefined);
+    const treeBytes = this.index!.get(entry.parentSubtree)?.uncompressedLength ?? 0;
+    this.diffsAhead.set(path, { diff, treeBytes });
+    this.diffTreeBytesAhead += treeBytes;
+    return true;
   }
 
   /**
@@ -382,7 +541,6 @@ class Archiver {
     abs: string,
     rel: string,
     entries: readonly ScannedEntry[],
-    parentNodes: ReadonlyMap<string, TreeNode>,
   ): Map<string, Promise<BatchedRead>> {
     const pending = new Map<string, Promise<BatchedRead>>();
     if (this.limiter) return pending;
@@ -392,7 +550,6 @@ class Archiver {
     let bytes = 0;
     for (const e of entries) {
       if (e.kind !== 'file' || e.error !== undefined || e.size > minSize) continue;
-      if (this.unchanged(e, parentNodes.get(e.name))) continue;
       if (batch.length === SMALL_BATCH_FILES || (batch.length > 0 && bytes + e.size > SMALL_BATCH_BYTES)) {
         batches.push(batch);
         batch = [];
@@ -444,34 +601,17 @@ class Archiver {
     });
   }
 
-  /** Same size, times and inode as in the parent backup, with every blob still in the vault. */
-  private unchanged(
-    entry: ScannedEntry,
-    prev: TreeNode | undefined,
-  ): prev is TreeNode & { content: string[] } {
-    return (
-      prev?.type === 'file' &&
-      prev.size === entry.size &&
-      prev.mtimeNs === entry.mtimeNs &&
-      prev.ctimeNs === entry.ctimeNs &&
-      prev.inode === entry.inode &&
-      prev.content !== undefined &&
-      prev.content.every((id) => this.saver!.knows(id))
-    );
-  }
-
   private async saveEntry(
     abs: string,
     rel: string,
-    entry: ScannedEntry,
-    prev: TreeNode | undefined,
+    entry: DiffEntry,
     batched: Promise<BatchedRead> | undefined,
     listed: ScannedDir | Promise<ScannedDir> | undefined,
   ): Promise<TreeNode> {
     if (entry.error?.stage === 'stat') throw new SkippedEntry(`cannot stat (${entry.error.errno})`);
     if (entry.kind === 'dir') {
-      const parentTree = prev?.type === 'dir' ? (prev.subtree ?? null) : null;
-      const subtree = await this.saveDir(abs, rel, parentTree, listed);
+      // The parent's subtree came with the diff (a directory listed without one has none).
+      const subtree = await this.saveDir(abs, rel, entry.parentSubtree ?? null, listed);
       return { ...metadata(entry, 'dir'), subtree };
     }
     if (entry.kind === 'symlink') {
@@ -480,33 +620,25 @@ class Archiver {
       }
       return { ...metadata(entry, 'symlink'), linkTarget: entry.linkTarget };
     }
-    if (entry.kind === 'file') return this.saveFileEntry(abs, rel, entry, prev, batched);
+    if (entry.kind === 'file') return this.saveFileEntry(abs, rel, entry, batched);
     throw new SkippedEntry('special file (device, socket or fifo) not backed up');
   }
 
   private async saveFileEntry(
     abs: string,
     rel: string,
-    entry: ScannedEntry,
-    prev: TreeNode | undefined,
+    entry: DiffEntry,
     batched: Promise<BatchedRead> | undefined,
   ): Promise<TreeNode> {
     const node = metadata(entry, 'file');
     const size = entry.size;
     this.stats.bytesScanned += size;
-    if (batched === undefined && this.unchanged(entry, prev)) {
-      this.stats.filesUnmodified++;
-      this.filesDone++;
-      this.bytesDone += size;
-      this.emit(rel);
-      return { ...node, content: prev.content };
-    }
     const read = batched && (await batched);
     if (read && 'skipped' in read) throw new SkippedEntry(read.skipped);
     // Small files are many and quick, large ones few and long: each kind has its own bound.
     const slots = size <= this.ctx.config.chunker.minSize ? this.smallFiles : this.readers;
     const { content, bytes } = read ?? (await slots.use(() => this.readFile(abs, rel, size)));
-    if (prev) this.stats.filesChanged++;
+    if (entry.existed) this.stats.filesChanged++;
     else this.stats.filesNew++;
     this.filesDone++;
     this.bytesDone += Math.max(0, size - bytes);

@@ -7,6 +7,7 @@
 import { parentPort } from 'node:worker_threads';
 import { encodeBlob, verifyPackBlobs } from '../pack/blob-codec.js';
 import { FileSession, type ReadContext, readSmallFiles, scanDirectories } from './file-work.js';
+import { buildTree, diffDirectory } from './dir-diff.js';
 import { restoreEntries, restoreWrite } from './restore-work.js';
 import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult, ReadContextWire } from './pool-messages.js';
 import { adoptPooled, threadRecycler, wholeBuffer } from '../buffer-recycler.js';
@@ -41,6 +42,16 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
     }
     case 'scan':
       return { result: { kind: 'scan', dir: scanDirectories(req.path, req.ahead) }, transfer: [] };
+    case 'diff': {
+      const context = contextOf(req);
+      const diffs = req.dirs.map((d) => diffDirectory(d.path, d.tree, context));
+      return { result: { kind: 'diffs', diffs }, transfer: [] };
+    }
+    case 'build-tree': {
+      const built = buildTree(req.tree, contextOf(req).key, req.nodes, req.drop);
+      const data = wholeBuffer(built.bytes);
+      return { result: { kind: 'tree', id: built.id, data, length: built.bytes.length }, transfer: [data] };
+    }
     case 'read-small': {
       const transfer: ArrayBuffer[] = [];
       const outcomes = readSmallFiles(req.files, contextOf(req)).map((o) => {

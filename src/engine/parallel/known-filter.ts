@@ -48,14 +48,23 @@ let lastWords: Uint32Array = new Uint32Array(0);
 
 /** Whether the 32-byte digest's first 64 bits are in the table (thread side of KnownBlobFilter). */
 export function filterHas(table: SharedArrayBuffer, digest: Uint8Array): boolean {
+  const hi = ((digest[0]! << 24) | (digest[1]! << 16) | (digest[2]! << 8) | digest[3]!) >>> 0;
+  const lo = ((digest[4]! << 24) | (digest[5]! << 16) | (digest[6]! << 8) | digest[7]!) >>> 0;
+  return lookup(table, hi, lo);
+}
+
+/** filterHas for an id in hex, as trees hold them. */
+export function filterHasId(table: SharedArrayBuffer, id: string): boolean {
+  return lookup(table, Number.parseInt(id.slice(0, 8), 16) >>> 0, Number.parseInt(id.slice(8, 16), 16) >>> 0);
+}
+
+function lookup(table: SharedArrayBuffer, hi: number, lo: number): boolean {
   if (table !== lastTable) {
     lastTable = table;
     lastWords = new Uint32Array(table);
   }
   const words = lastWords;
   const slots = words.length / 2;
-  const hi = ((digest[0]! << 24) | (digest[1]! << 16) | (digest[2]! << 8) | digest[3]!) >>> 0;
-  const lo = ((digest[4]! << 24) | (digest[5]! << 16) | (digest[6]! << 8) | digest[7]!) >>> 0;
   let i = lo & (slots - 1);
   for (;;) {
     const w = i * 2;

@@ -1,6 +1,8 @@
 /** Messages between the blob pool (blob-pool.ts) and its worker threads (encode-worker.ts). */
 import type { ChunkerParams } from '../chunker/fastcdc.js';
 import type { BlobRef, BlobType, DamagedBlob, LocatedBlob } from '../pack/blob-codec.js';
+import type { DiffRequest, DirDiff, SealedTree } from './dir-diff.js';
+import type { TreeNode } from '../tree/tree.js';
 import type { ScannedDir, SmallFileRead } from './file-work.js';
 import type { EntryOutcome, EntryWork, RestoredMetadata, RestoreWriteOutcome } from './restore-work.js';
 
@@ -33,6 +35,26 @@ export type PoolRequest =
     }
   /** Lists a directory, and its subdirectories up to about `ahead` entries (scanDirectories). */
   | { op: 'scan'; seq: number; path: string; ahead: number }
+  /** Lists directories and compares each with its parent tree (dir-diff.ts diffDirectory). */
+  | {
+      op: 'diff';
+      seq: number;
+      dirs: DiffRequest[];
+      context: number;
+      /** Present the first time this thread sees the context. */
+      contextData?: ReadContextWire;
+    }
+  /** A changed directory's tree, from its parent tree and what changed (dir-diff.ts buildTree). */
+  | {
+      op: 'build-tree';
+      seq: number;
+      tree: SealedTree;
+      nodes: TreeNode[];
+      drop: string[];
+      context: number;
+      /** Present the first time this thread sees the context. */
+      contextData?: ReadContextWire;
+    }
   /** Small files read whole, one after the other (file-work.ts readSmallFiles). */
   | {
       op: 'read-small';
@@ -112,6 +134,10 @@ export type PoolResult =
   /** The sealed blob: the first `length` bytes of `data`. */
   | { kind: 'blob'; data: ArrayBuffer; length: number; compressed: boolean }
   | { kind: 'scan'; dir: ScannedDir }
+  /** In the order of the request's `dirs`. */
+  | { kind: 'diffs'; diffs: DirDiff[] }
+  /** The tree's bytes: the first `length` of `data`. */
+  | { kind: 'tree'; id: string; data: ArrayBuffer; length: number }
   | { kind: 'part'; part: FilePartWire }
   | { kind: 'small-files'; outcomes: SmallFileWire[] }
   | { kind: 'closed' }

@@ -5,6 +5,7 @@ import { type IndexEntry, loadMasterIndex, type MasterIndex } from '../index/mas
 import { decodeBlob } from '../pack/blob-codec.js';
 import { loadCondemnedPacks } from '../prune/condemned.js';
 import { packPath } from '../pack/pack-writer.js';
+import type { SealedTree } from '../parallel/dir-diff.js';
 import { decodeTree, type TreeNode } from '../tree/tree.js';
 import type { RepositoryConfig } from './repository-config.js';
 
@@ -74,10 +75,36 @@ export class RepositoryContext {
   }
 
   async loadTree(index: MasterIndex, treeId: string): Promise<TreeNode[]> {
-    const entry = index.get(treeId);
-    if (!entry || entry.type !== 'tree') {
-      throw new CofferError('RepositoryCorrupt', `tree ${treeId} is not in the index`, { treeId });
-    }
-    return decodeTree(await this.loadBlob(entry), treeId);
+    return decodeTree(await this.loadBlob(treeEntry(index, treeId)), treeId);
   }
+
+  /**
+   * A tree blob as stored, not yet opened (authenticated, decompressed, decoded): for a pool
+   * thread to open (dir-diff.ts). Its bytes are a copy, never a view of a cached pack, so that
+   * posting it to a thread copies the blob and not the whole pack.
+   */
+  async sealedTree(index: MasterIndex, treeId: string): Promise<SealedTree> {
+    const entry = treeEntry(index, treeId);
+    const pack = await this.treePack(entry.packId);
+    const sealed = pack
+      ? Uint8Array.prototype.slice.call(pack, entry.offset, entry.offset + entry.length)
+      : new Uint8Array(
+          await this.backend.load(packPath(entry.packId), { offset: entry.offset, length: entry.length }),
+        );
+    return {
+      id: treeId,
+      packId: entry.packId,
+      compressed: entry.compressed,
+      uncompressedLength: entry.uncompressedLength,
+      sealed,
+    };
+  }
+}
+
+function treeEntry(index: MasterIndex, treeId: string): IndexEntry {
+  const entry = index.get(treeId);
+  if (!entry || entry.type !== 'tree') {
+    throw new CofferError('RepositoryCorrupt', `tree ${treeId} is not in the index`, { treeId });
+  }
+  return entry;
 }

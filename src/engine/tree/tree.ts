@@ -34,35 +34,6 @@ export function encodeTree(nodes: TreeNode[]): Buffer {
   return Buffer.from(JSON.stringify({ nodes: sorted }), 'utf8');
 }
 
-/**
- * Whether two nodes record the same entry: every field a tree stores. A directory whose nodes
- * all match its parent tree's is that tree again, so a backup reuses the parent's id instead of
- * encoding and hashing it anew (what a backup with no changes spends most of its time on).
- */
-export function sameNode(a: TreeNode, b: TreeNode): boolean {
-  return (
-    a.name === b.name &&
-    a.type === b.type &&
-    a.mode === b.mode &&
-    a.mtimeNs === b.mtimeNs &&
-    a.ctimeNs === b.ctimeNs &&
-    a.size === b.size &&
-    a.uid === b.uid &&
-    a.gid === b.gid &&
-    a.inode === b.inode &&
-    a.linkTarget === b.linkTarget &&
-    a.subtree === b.subtree &&
-    sameIds(a.content, b.content)
-  );
-}
-
-function sameIds(a: string[] | undefined, b: string[] | undefined): boolean {
-  if (a === b) return true;
-  if (!a || !b || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 const HEX64 = /^[0-9a-f]{64}$/;
 const DECIMAL = /^-?[0-9]+$/;
 
