@@ -13,24 +13,15 @@ import { encodeBlob } from '../../src/engine/pack/blob-codec.js';
 import { BlobPool } from '../../src/engine/parallel/blob-pool.js';
 import { buildTree, diffDirectory, type SealedTree } from '../../src/engine/parallel/dir-diff.js';
 import { type ReadContext, scanDirectory } from '../../src/engine/parallel/file-work.js';
-import { KnownBlobFilter } from '../../src/engine/parallel/known-filter.js';
 import { decodeTree, encodeTree, type TreeNode } from '../../src/engine/tree/tree.js';
-import { removeDir, tempDir, TEST_CHUNKER } from './source-tree-fixture.js';
+import { removeDir, tempDir, testReadContext } from './source-tree-fixture.js';
 
 const key = randomBytes(32);
 const gear = gearTableFromSeed(randomBytes(32));
 const sha = (b: string | Buffer) => createHash('sha256').update(b).digest('hex');
 const SUBTREE = 'ab'.repeat(32);
 
-function context(knownIds: string[]): ReadContext {
-  return {
-    key,
-    gear,
-    chunker: TEST_CHUNKER,
-    compressionLevel: 3,
-    known: KnownBlobFilter.build(knownIds, knownIds.length).table,
-  };
-}
+const context = (knownIds: string[]): ReadContext => testReadContext(key, gear, knownIds);
 
 /** The nodes a backup of `dir` would have written now: files' content is one blob each. */
 function nodesOf(dir: string, contents: Map<string, string>): TreeNode[] {

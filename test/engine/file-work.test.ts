@@ -23,20 +23,19 @@ import {
 } from '../../src/engine/parallel/file-work.js';
 import { filterHas, KnownBlobFilter } from '../../src/engine/parallel/known-filter.js';
 import type { RepositoryContext } from '../../src/engine/repository/repository-context.js';
-import { diffTrees, newRepository, removeDir, tempDir, TEST_CHUNKER } from './source-tree-fixture.js';
+import {
+  diffTrees,
+  newRepository,
+  removeDir,
+  tempDir,
+  TEST_CHUNKER,
+  testReadContext,
+} from './source-tree-fixture.js';
 
 const key = randomBytes(32);
 const gear = gearTableFromSeed(randomBytes(32));
 
-function context(knownIds: string[] = []): ReadContext {
-  return {
-    key,
-    gear,
-    chunker: TEST_CHUNKER,
-    compressionLevel: 3,
-    known: KnownBlobFilter.build(knownIds, knownIds.length).table,
-  };
-}
+const context = (knownIds: string[] = []): ReadContext => testReadContext(key, gear, knownIds);
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 

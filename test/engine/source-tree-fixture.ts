@@ -20,11 +20,24 @@ import { join } from 'node:path';
 import type { Backend } from '../../src/storage/backend.js';
 import { LocalBackend } from '../../src/storage/local/local-backend.js';
 import { Repository } from '../../src/engine/index.js';
+import type { ReadContext } from '../../src/engine/parallel/file-work.js';
+import { KnownBlobFilter } from '../../src/engine/parallel/known-filter.js';
 
 export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
 /** Small chunks and packs so a few MiB of test data exercise multi-chunk files and many packs. */
 export const TEST_CHUNKER = { minSize: 16 * 1024, avgSize: 64 * 1024, maxSize: 256 * 1024 };
 export const TEST_PACK_SIZE = 1024 * 1024;
+
+/** A pool thread's read context for the test chunker, whose known-blob filter holds `knownIds`. */
+export function testReadContext(key: Buffer, gear: Int32Array, knownIds: string[] = []): ReadContext {
+  return {
+    key,
+    gear,
+    chunker: TEST_CHUNKER,
+    compressionLevel: 3,
+    known: KnownBlobFilter.build(knownIds, knownIds.length).table,
+  };
+}
 
 export async function tempDir(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `coffer-${label}-`));

@@ -36,8 +36,9 @@ const ENTRY_CONCURRENCY = 32;
 /**
  * Subdirectories of one directory backed up at once: one, so the walk goes depth first and the
  * directories open at once are bounded by the tree's depth, not its breadth. Each directory being
- * backed up holds its listing, its parent tree's nodes and its new nodes until its last entry is
- * done; with 32 at once about 90 directories were open on the 30,000-file tree. Measured there
+ * backed up holds its listing (with a parent, only its changed entries and subdirectories) and
+ * its new nodes until its last entry is done; with 32 at once (and the parent's nodes held too,
+ * as they were then) about 90 directories were open on the 30,000-file tree. Measured there
  * (bench/engine.ts, coffer alone): peak RSS of a no-change backup 148–164 MB with 32, 139–151
  * with 2, 127–131 with 1; after a 1 % change 181–190, 162–171 and 158–163 MB; first backups
  * about 200 MB in all three. The price: a no-change backup takes 1.07–1.19 s instead of
