@@ -9,7 +9,7 @@ import { appendFile, chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gearTableFromSeed } from '../../src/engine/chunker/fastcdc.js';
-import { encodeBlob } from '../../src/engine/pack/blob-codec.js';
+import { decodeBlob, encodeBlob, type EncodedBlob } from '../../src/engine/pack/blob-codec.js';
 import { BlobPool } from '../../src/engine/parallel/blob-pool.js';
 import { buildTree, diffDirectory, type SealedTree } from '../../src/engine/parallel/dir-diff.js';
 import { type ReadContext, scanDirectory } from '../../src/engine/parallel/file-work.js';
@@ -43,6 +43,9 @@ function nodesOf(dir: string, contents: Map<string, string>): TreeNode[] {
     return node;
   });
 }
+
+/** A sealed tree blob's plaintext. */
+const opened = (blob: EncodedBlob) => decodeBlob(key, blob.sealed, blob, 'cd'.repeat(32));
 
 function sealTree(nodes: TreeNode[]): SealedTree {
   const bytes = encodeTree(nodes);
@@ -151,20 +154,23 @@ describe('directory diffs against the parent tree', () => {
     assert.deepEqual(diff.entries, []);
   });
 
-  test('a built tree is byte for byte what encodeTree makes of the same nodes', async () => {
+  test('a built tree is byte for byte what encodeTree makes of the same nodes, sealed', async () => {
     const { parent, nodes } = await fixture('built');
     const changedB: TreeNode = { ...nodes.find((n) => n.name === 'b.txt')!, size: 10, content: [sha('x')] };
     const added: TreeNode = { ...changedB, name: 'e.txt', inode: '1' };
-    const built = buildTree(parent, key, [changedB, added], ['c.txt', 'link']);
+    const built = buildTree(parent, key, [changedB, added], ['c.txt', 'link'], 3);
     const want = encodeTree([
       ...nodes.filter((n) => !['b.txt', 'c.txt', 'link'].includes(n.name)),
       changedB,
       added,
     ]);
-    assert.deepEqual(built.bytes, want);
+    assert.deepEqual(opened(built), want);
     assert.equal(built.id, sha(want));
+    assert.equal(built.type, 'tree');
+    assert.equal(built.uncompressedLength, want.length);
+    assert.equal(buildTree(parent, key, [], [], 0).compressed, false, 'level 0: stored as is');
     assert.deepEqual(
-      decodeTree(built.bytes, built.id).map((n) => n.name),
+      decodeTree(opened(built), built.id).map((n) => n.name),
       ['a.txt', 'b.txt', 'e.txt', 'sub'],
     );
   });
@@ -188,9 +194,9 @@ describe('directory diffs against the parent tree', () => {
       });
       const { parent, nodes } = dirs[0]!;
       const pooled = await pool.buildTree(parent, [nodes[0]!], ['c.txt'], ctx);
-      const inline = buildTree(parent, key, [nodes[0]!], ['c.txt']);
+      const inline = buildTree(parent, key, [nodes[0]!], ['c.txt'], ctx.compressionLevel);
       assert.equal(pooled.id, inline.id);
-      assert.deepEqual(Buffer.from(pooled.bytes), inline.bytes);
+      assert.deepEqual(opened(pooled), opened(inline));
     } finally {
       await pool.close();
     }

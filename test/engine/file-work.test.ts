@@ -15,6 +15,7 @@ import { BlobPool } from '../../src/engine/parallel/blob-pool.js';
 import {
   type FilePartOutcome,
   FileSession,
+  listNames,
   type PartChunk,
   type ReadContext,
   type ScannedDir,
@@ -177,7 +178,21 @@ describe('file work on pool threads', () => {
     assert.equal(byName.get('l')?.kind, 'symlink');
     assert.equal(byName.get('l')?.linkTarget, 'f');
     assert.deepEqual(listing.invalidNames, ['66ff66']);
+    assert.equal(listing.entries.length, 3);
     assert.equal(scanDirectory(join(dir, 'nope')).error, 'ENOENT');
+    // A real U+FFFD is a valid name; only the invalid bytes are set apart (names are read as
+    // strings first, and again as bytes when one decodes to U+FFFD).
+    const clean = join(dir, 'listing-fffd');
+    await mkdir(clean);
+    await writeFile(join(clean, 'a\uFFFDb'), '');
+    await writeFile(join(clean, 'plain'), '');
+    const valid = listNames(clean);
+    assert.deepEqual(valid.names?.sort(), ['a\uFFFDb', 'plain']);
+    assert.deepEqual(valid.error === null && valid.invalidNames, []);
+    await writeFile(Buffer.concat([Buffer.from(`${clean}/`), Buffer.from([0x66, 0xff])]), '');
+    const mixed = listNames(clean);
+    assert.deepEqual(mixed.names?.sort(), ['a\uFFFDb', 'plain']);
+    assert.deepEqual(mixed.error === null && mixed.invalidNames, ['66ff']);
   });
 
   test('a listing reads subdirectories ahead, depth first in name order, up to about a budget', async () => {

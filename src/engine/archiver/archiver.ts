@@ -379,16 +379,17 @@ class Archiver {
           return n !== null && e.kind === 'dir' && e.sameMeta === true && n.subtree === e.parentSubtree;
         });
       if (unchanged && this.saver!.knows(against.tree.id)) return against.tree.id;
-      // Otherwise a thread builds the new tree: these nodes, and the parent's of the other names.
+      // Otherwise a thread builds and seals the new tree: these nodes, and the parent's of the
+      // other names.
       const skipped = entries.filter((_, i) => results[i] === null).map((e) => e.name);
-      const built = await this.pool.buildTree(
+      const blob = await this.pool.buildTree(
         against.tree,
         nodes,
         [...against.diff.removed, ...skipped],
         this.fileContext(),
       );
-      await this.saveBlob('tree', built.bytes, built.id, true);
-      return built.id;
+      this.countSaved(blob.uncompressedLength, await this.saver!.saveEncoded(blob));
+      return blob.id;
     }
     const bytes = encodeTree(nodes);
     const id = blobId(bytes);

@@ -21,14 +21,7 @@ import {
   type LocatedBlob,
   verifyPackBlobs,
 } from '../pack/blob-codec.js';
-import {
-  type BuiltTree,
-  buildTree,
-  type DiffRequest,
-  diffDirectory,
-  type DirDiff,
-  type SealedTree,
-} from './dir-diff.js';
+import { buildTree, type DiffRequest, diffDirectory, type DirDiff, type SealedTree } from './dir-diff.js';
 import type { TreeNode } from '../tree/tree.js';
 import {
   type FilePartOutcome,
@@ -249,14 +242,14 @@ export class BlobPool {
     }
   }
 
-  /** A changed directory's tree, built and hashed on a thread (dir-diff.ts buildTree). */
+  /** A changed directory's tree, built and sealed on a thread (dir-diff.ts buildTree). */
   async buildTree(
     tree: SealedTree,
     nodes: TreeNode[],
     drop: string[],
     context: ReadContext,
-  ): Promise<BuiltTree> {
-    if (this.size === 0) return buildTree(tree, context.key, nodes, drop);
+  ): Promise<EncodedBlob> {
+    if (this.size === 0) return buildTree(tree, context.key, nodes, drop, context.compressionLevel);
     const thread = this.pick();
     const req: PoolRequest = {
       op: 'build-tree',
@@ -268,7 +261,8 @@ export class BlobPool {
     };
     const reply = await this.post(req, [], thread);
     if (reply.kind !== 'tree') throw new Error(`blob pool: ${reply.kind} reply to a tree build`);
-    return { id: reply.id, bytes: this.adopt(reply.data, reply.length) };
+    const { id, compressed, uncompressedLength } = reply;
+    return { id, type: 'tree', sealed: this.adopt(reply.data, reply.length), compressed, uncompressedLength };
   }
 
   /**

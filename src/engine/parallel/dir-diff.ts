@@ -10,9 +10,9 @@
  * (the main thread sends its sealed bytes), so an unchanged directory comes back as its
  * subdirectories and two counts.
  */
-import { blobId, decodeBlob } from '../pack/blob-codec.js';
+import { blobId, decodeBlob, encodeBlob, type EncodedBlob } from '../pack/blob-codec.js';
 import { compareNames, decodeTree, encodeTree, type TreeNode } from '../tree/tree.js';
-import { type ReadContext, type ScannedEntry, scanDirectory } from './file-work.js';
+import { listNames, type ReadContext, type ScannedEntry, scanDirectory, statEntry } from './file-work.js';
 import { filterHasId } from './known-filter.js';
 
 /** A parent tree blob as the main thread found it in the index, still sealed. */
@@ -85,30 +85,40 @@ function sameMetadata(e: ScannedEntry, n: TreeNode): boolean {
  * about one in 2^64 divided by the vault's blob count.
  */
 export function diffDirectory(path: string, parent: SealedTree, context: ReadContext): DirDiff {
-  const listing = scanDirectory(path);
   const diff: DirDiff = {
-    error: listing.error,
-    invalidNames: listing.invalidNames,
+    error: null,
+    invalidNames: [],
     parentError: null,
     entries: [],
     removed: [],
     sameFiles: 0,
     sameBytes: 0,
   };
-  if (listing.error !== null) return diff;
   let nodes: TreeNode[];
   try {
     nodes = decodeTree(decodeBlob(context.key, parent.sealed, parent, parent.packId, true), parent.id);
   } catch (err) {
-    diff.parentError = err instanceof Error ? err.message : String(err);
-    diff.entries = listing.entries;
-    return diff;
+    const listing = scanDirectory(path);
+    return {
+      ...diff,
+      error: listing.error,
+      invalidNames: listing.invalidNames,
+      parentError: err instanceof Error ? err.message : String(err),
+      entries: listing.entries,
+    };
   }
+  const listed = listNames(path);
+  if (listed.error !== null) return { ...diff, error: listed.error };
+  diff.invalidNames = listed.invalidNames;
   const before = new Map<string, TreeNode>();
   for (const n of nodes) before.set(n.name, n);
-  for (const e of listing.entries) {
-    const prev = before.get(e.name);
-    before.delete(e.name);
+  // Each entry is compared as it is stat'ed, so an unchanged one is garbage at once: a listing
+  // of 18,000 entries held whole survived into V8's old generation, and copying it there was a
+  // large share of the threads' time.
+  for (const name of listed.names) {
+    const e = statEntry(path, name);
+    const prev = before.get(name);
+    before.delete(name);
     if (e.kind === 'dir') {
       const wasDir = prev?.type === 'dir';
       const sameMeta = wasDir && e.error === undefined && sameMetadata(e, prev);
@@ -135,25 +145,22 @@ export function diffDirectory(path: string, parent: SealedTree, context: ReadCon
   return diff;
 }
 
-/** A changed directory's new tree, built on a pool thread (see buildTree). */
-export interface BuiltTree {
-  id: string;
-  bytes: Buffer;
-}
-
 /**
- * The tree of a directory that changed since `parent`: `nodes` (what the walk saved: changed and
- * new entries, and every subdirectory) and the parent's nodes of every other name, except those
- * in `drop` (entries gone since, or skipped this time). The same bytes, and so the same id, as
- * encodeTree of all those nodes on the main thread, which it spares the parent tree's opening
- * and the new tree's encoding and hashing.
+ * The tree of a directory that changed since `parent`, sealed for its pack: `nodes` (what the
+ * walk saved: changed and new entries, and every subdirectory) and the parent's nodes of every
+ * other name, except those in `drop` (entries gone since, or skipped this time). The same bytes,
+ * and so the same id, as encodeTree of all those nodes on the main thread, which it spares the
+ * parent tree's opening and the new tree's encoding, hashing, compression (at `level`) and
+ * sealing, and the copies of the tree to a thread and back. The tree of a large directory is
+ * megabytes, so this was most of the memory a backup of a few changed files added.
  */
 export function buildTree(
   parent: SealedTree,
   key: Buffer,
   nodes: TreeNode[],
   drop: readonly string[],
-): BuiltTree {
+  level: number,
+): EncodedBlob {
   const merged = new Map<string, TreeNode>();
   for (const n of decodeTree(decodeBlob(key, parent.sealed, parent, parent.packId, true), parent.id)) {
     merged.set(n.name, n);
@@ -161,5 +168,5 @@ export function buildTree(
   for (const name of drop) merged.delete(name);
   for (const n of nodes) merged.set(n.name, n);
   const bytes = encodeTree([...merged.values()]);
-  return { id: blobId(bytes), bytes };
+  return encodeBlob(key, 'tree', bytes, blobId(bytes), level);
 }

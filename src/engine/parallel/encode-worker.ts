@@ -48,9 +48,19 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       return { result: { kind: 'diffs', diffs }, transfer: [] };
     }
     case 'build-tree': {
-      const built = buildTree(req.tree, contextOf(req).key, req.nodes, req.drop);
-      const data = wholeBuffer(built.bytes);
-      return { result: { kind: 'tree', id: built.id, data, length: built.bytes.length }, transfer: [data] };
+      const context = contextOf(req);
+      const blob = buildTree(req.tree, context.key, req.nodes, req.drop, context.compressionLevel);
+      const data = wholeBuffer(blob.sealed);
+      const { id, compressed, uncompressedLength } = blob;
+      const result: PoolResult = {
+        kind: 'tree',
+        id,
+        data,
+        length: blob.sealed.length,
+        compressed,
+        uncompressedLength,
+      };
+      return { result, transfer: [data] };
     }
     case 'read-small': {
       const transfer: ArrayBuffer[] = [];

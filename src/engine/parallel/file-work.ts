@@ -108,48 +108,75 @@ export function childPath(dir: string, name: string): string {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
-/** Lists a directory and lstats every entry (symlinks are read too). Never throws for an entry. */
-export function scanDirectory(path: string): ScannedDir {
+/** A directory's names (see listNames). */
+export type ListedNames =
+  { error: string; names?: undefined } | { error: null; names: string[]; invalidNames: string[] };
+
+/**
+ * The names in a directory; those that are not valid UTF-8 apart, as hex. Read as strings, which
+ * costs no Buffer per name; a directory with a name decoded to U+FFFD (an invalid sequence, or a
+ * real U+FFFD) is read again as bytes to tell which.
+ */
+export function listNames(path: string): ListedNames {
+  let names: string[];
+  try {
+    names = readdirSync(path);
+  } catch (err) {
+    return { error: errno(err) };
+  }
+  if (!names.some((n) => n.includes('\uFFFD'))) return { error: null, names, invalidNames: [] };
   let raw: Buffer[];
   try {
     raw = readdirSync(path, { encoding: 'buffer' });
   } catch (err) {
-    return { error: errno(err), entries: [], invalidNames: [] };
+    return { error: errno(err) };
   }
-  const entries: ScannedEntry[] = [];
+  const valid: string[] = [];
   const invalidNames: string[] = [];
   for (const r of raw) {
     const name = r.toString('utf8');
-    if (!Buffer.from(name, 'utf8').equals(r)) {
-      invalidNames.push(r.toString('hex'));
-      continue;
-    }
-    const abs = childPath(path, name);
-    let st: BigIntStats;
-    try {
-      st = lstatSync(abs, { bigint: true });
-    } catch (err) {
-      entries.push({ name, kind: 'other', ...NO_METADATA, error: { stage: 'stat', errno: errno(err) } });
-      continue;
-    }
-    const kind: ScannedKind = st.isDirectory()
-      ? 'dir'
-      : st.isFile()
-        ? 'file'
-        : st.isSymbolicLink()
-          ? 'symlink'
-          : 'other';
-    const entry = entryFrom(name, kind, st);
-    if (kind === 'symlink') {
-      try {
-        entry.linkTarget = readlinkSync(abs);
-      } catch (err) {
-        entry.error = { stage: 'readlink', errno: errno(err) };
-      }
-    }
-    entries.push(entry);
+    if (Buffer.from(name, 'utf8').equals(r)) valid.push(name);
+    else invalidNames.push(r.toString('hex'));
   }
-  return { error: null, entries, invalidNames };
+  return { error: null, names: valid, invalidNames };
+}
+
+/** lstats `name` in the directory `path` (and reads it, for a symlink). Never throws. */
+export function statEntry(path: string, name: string): ScannedEntry {
+  const abs = childPath(path, name);
+  let st: BigIntStats;
+  try {
+    st = lstatSync(abs, { bigint: true });
+  } catch (err) {
+    return { name, kind: 'other', ...NO_METADATA, error: { stage: 'stat', errno: errno(err) } };
+  }
+  const kind: ScannedKind = st.isDirectory()
+    ? 'dir'
+    : st.isFile()
+      ? 'file'
+      : st.isSymbolicLink()
+        ? 'symlink'
+        : 'other';
+  const entry = entryFrom(name, kind, st);
+  if (kind === 'symlink') {
+    try {
+      entry.linkTarget = readlinkSync(abs);
+    } catch (err) {
+      entry.error = { stage: 'readlink', errno: errno(err) };
+    }
+  }
+  return entry;
+}
+
+/** Lists a directory and lstats every entry (symlinks are read too). Never throws for an entry. */
+export function scanDirectory(path: string): ScannedDir {
+  const listed = listNames(path);
+  if (listed.error !== null) return { error: listed.error, entries: [], invalidNames: [] };
+  return {
+    error: null,
+    entries: listed.names.map((n) => statEntry(path, n)),
+    invalidNames: listed.invalidNames,
+  };
 }
 
 /**

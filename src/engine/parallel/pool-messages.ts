@@ -136,8 +136,15 @@ export type PoolResult =
   | { kind: 'scan'; dir: ScannedDir }
   /** In the order of the request's `dirs`. */
   | { kind: 'diffs'; diffs: DirDiff[] }
-  /** The tree's bytes: the first `length` of `data`. */
-  | { kind: 'tree'; id: string; data: ArrayBuffer; length: number }
+  /** The sealed tree blob: the first `length` bytes of `data`. */
+  | {
+      kind: 'tree';
+      id: string;
+      data: ArrayBuffer;
+      length: number;
+      compressed: boolean;
+      uncompressedLength: number;
+    }
   | { kind: 'part'; part: FilePartWire }
   | { kind: 'small-files'; outcomes: SmallFileWire[] }
   | { kind: 'closed' }
