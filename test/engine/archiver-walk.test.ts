@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runBackup } from '../../src/engine/archiver/archiver.js';
 import { Repository } from '../../src/engine/index.js';
+import type { EncodedBlob } from '../../src/engine/pack/blob-codec.js';
 import { packPath } from '../../src/engine/pack/pack-writer.js';
 import { sharedBlobPool } from '../../src/engine/parallel/blob-pool.js';
 import type { RepositoryContext } from '../../src/engine/repository/repository-context.js';
@@ -224,6 +225,72 @@ test('a parent tree that fails authentication costs a warning and a re-read, nev
     assert.equal(r.stats.filesUnmodified, 20, 'keep/ was compared as usual');
     assert.equal(r.stats.filesNew, 21, 'hurt/ was read again');
     await commitAndRestore(reopened, r.snapshotId, source, join(work, 'restored'));
+  } finally {
+    await removeDir(work);
+  }
+});
+
+test('a changed directory’s tree is sealed while the walk goes on, and a seal that fails fails the backup', async () => {
+  const work = await tempDir('archiver-walk-seal');
+  try {
+    const source = join(work, 'src');
+    for (const d of ['a', 'b']) {
+      await mkdir(join(source, d), { recursive: true });
+      for (let i = 0; i < 5; i++) await writeFile(join(source, d, `f-${i}`), `${d} ${i}\n`);
+    }
+    const repo = await newRepository(join(work, 'vault'));
+    const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+    const first = await runBackup(ctx, { sourcePath: source });
+    await repo.commitSnapshot(first.snapshotId);
+    const root = await repo.readTree((await repo.loadSnapshot(first.snapshotId)).rootTreeId);
+    const treeOfA = root.find((n) => n.name === 'a')!.subtree!;
+    await writeFile(join(source, 'a', 'f-1'), 'a changed\n');
+    await writeFile(join(source, 'b', 'f-1'), 'b changed\n');
+
+    const pool = sharedBlobPool();
+    const { buildTree } = pool;
+    const backup = async (holdA: (build: () => Promise<EncodedBlob>) => Promise<EncodedBlob>) => {
+      pool.buildTree = (tree, nodes, drop, context) => {
+        const build = () => buildTree.call(pool, tree, nodes, drop, context);
+        return tree.id === treeOfA ? holdA(build) : build();
+      };
+      try {
+        return await runBackup(
+          ctx,
+          { sourcePath: source, parentSnapshotId: first.snapshotId },
+          { onDirectory: (rel, phase) => phase === 'open' && rel === 'b' && opened() },
+        );
+      } finally {
+        pool.buildTree = buildTree;
+      }
+    };
+
+    // a's tree is held until b is listed (or 5 s have passed, which fails the test).
+    let opened = () => {};
+    let bOpenedWhileAWasHeld = false;
+    const r = await backup(async (build) => {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          opened = () => {};
+          resolve();
+        }, 5000);
+        opened = () => {
+          bOpenedWhileAWasHeld = true;
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      return build();
+    });
+    assert.ok(bOpenedWhileAWasHeld, 'the walk went into b before a’s tree was sealed');
+    assert.equal(r.stats.filesChanged, 2);
+    await commitAndRestore(repo, r.snapshotId, source, join(work, 'restored'));
+
+    opened = () => {};
+    await assert.rejects(
+      backup(() => Promise.reject(new Error('tree pack write failed'))),
+      /tree pack write failed/,
+    );
   } finally {
     await removeDir(work);
   }

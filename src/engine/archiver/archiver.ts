@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { CofferError, isCofferError } from '../../errors/coffer-error.js';
 import { throwIfCancelled } from '../cancellation.js';
-import { mapLanes, Semaphore } from '../concurrency.js';
+import { mapLanes, Semaphore, Slots } from '../concurrency.js';
 import { type MasterIndex, writeIndexFile } from '../index/master-index.js';
 import { blobId } from '../pack/blob-codec.js';
 import type { DiffEntry, DirDiff, SealedTree } from '../parallel/dir-diff.js';
@@ -87,6 +87,25 @@ const DIFFS_AHEAD = 4096;
 const DIFF_TREE_BYTES_AHEAD = 16 * 1024 * 1024;
 /** Chunks of one file being encoded at once (see readFile). */
 const CHUNKS_IN_FLIGHT = 4;
+/**
+ * Walked directories whose trees are being built and sealed at once (see saveDir). Why: the
+ * walk used to wait for each directory's tree before it went into the next sibling, so the
+ * trees of changed directories were built one after another at the end of each subtree, a
+ * tail of a 1 % backup where one thread worked and the other sat idle. Each waiting directory
+ * holds its new nodes (and, with a parent, its parent tree's sealed bytes), so they are bounded.
+ */
+const SEALS_AT_ONCE = 16;
+
+/**
+ * A directory whose entries are all done and whose tree is being built and sealed (see saveDir):
+ * the walk goes on meanwhile.
+ */
+interface SealingDir {
+  treeId: Promise<string>;
+}
+
+/** What the walk made of an entry: its node, or a subdirectory's node once its tree is sealed. */
+type EntryResult = TreeNode | { sealing: Promise<TreeNode> };
 
 /** An entry below the root that cannot be backed up; it is left out and the reason becomes a warning. */
 class SkippedEntry extends Error {}
@@ -154,6 +173,9 @@ class Archiver {
   private readonly readers = new Semaphore(FILE_READERS);
   private readonly smallFiles = new Semaphore(SMALL_FILES_IN_FLIGHT);
   private readonly smallBatches = new Semaphore(SMALL_BATCHES_IN_FLIGHT);
+  private readonly sealSlots = new Slots(SEALS_AT_ONCE);
+  /** Directory trees being sealed, until each settles (see saveDir). */
+  private readonly sealing = new Set<Promise<unknown>>();
   private readonly pool: BlobPool = sharedBlobPool();
   private readContext: ReadContext | null = null;
   /** Diffs requested ahead of the walk, by the directory's absolute path (see prefetchDiffs). */
@@ -225,7 +247,8 @@ class Archiver {
     const scan = summary ? Promise.resolve() : this.scanner.run().catch(() => undefined);
     this.phase = 'saving';
     try {
-      const rootTreeId = await this.saveDir(this.root, '', parent?.rootTreeId ?? null, rootListing);
+      const root = await this.saveDir(this.root, '', parent?.rootTreeId ?? null, rootListing);
+      const rootTreeId = await root.treeId;
       this.phase = 'finalizing';
       this.emit('');
       await saver.flush();
@@ -247,8 +270,8 @@ class Archiver {
       });
       return { snapshotId, parentSnapshotId: parent?.id ?? null, stats: this.stats };
     } catch (err) {
-      // No read started ahead is left packing behind the cleanup.
-      await Promise.allSettled([...this.readsAhead]);
+      // No read started ahead, nor tree being sealed, is left packing behind the cleanup.
+      await Promise.allSettled([...this.readsAhead, ...this.sealing]);
       // Packs already stored are indexed anyway, so a retried or resumed backup does not upload them again.
       await saver.drain().catch(() => undefined);
       if (saver.stored.length > 0) {
@@ -319,18 +342,20 @@ class Archiver {
   }
 
   /**
-   * Saves a directory's contents as a tree blob (children first) and returns its id. With a
-   * parent tree, a pool thread lists the directory and compares it with that tree (dir-diff.ts):
-   * unchanged files never reach this thread, and a directory whose every entry and subtree is
-   * unchanged is the parent's tree again, never decoded here. `listed` is its listing when it
-   * came with its parent's (read ahead; only without a parent tree).
+   * Walks a directory (children first) and resolves once every entry in it is done, with the
+   * promise of its tree blob's id: the tree is built and sealed after that (sealDir) while the
+   * walk goes on to the next directory. With a parent tree, a pool thread lists the directory and
+   * compares it with that tree (dir-diff.ts): unchanged files never reach this thread, and a
+   * directory whose every entry and subtree is unchanged is the parent's tree again, never decoded
+   * here. `listed` is its listing when it came with its parent's (read ahead; only without a
+   * parent tree).
    */
   private async saveDir(
     abs: string,
     rel: string,
     parentTreeId: string | null,
     listed?: ScannedDir | Promise<ScannedDir>,
-  ): Promise<string> {
+  ): Promise<SealingDir> {
     let compared = parentTreeId === null ? null : await this.takeDiff(abs, rel, parentTreeId);
     if (compared && 'unreadable' in compared) {
       this.warn(rel || '/', `parent tree unreadable, files re-read (${compared.unreadable})`);
@@ -358,7 +383,7 @@ class Archiver {
     if (against) this.countUnmodified(rel, against.diff);
     const entries: DiffEntry[] = listing.entries.sort((a, b) => compareNames(a.name, b.name));
     const cursor: DiffCursor | undefined = against ? { abs, rel, entries, next: 0, walked: 0 } : undefined;
-    let results: (TreeNode | null)[];
+    let results: (EntryResult | null)[];
     if (cursor) this.diffCursors.push(cursor);
     try {
       this.refillDiffs();
@@ -367,6 +392,27 @@ class Archiver {
       if (cursor) this.diffCursors.splice(this.diffCursors.lastIndexOf(cursor), 1);
     }
     this.seams.onDirectory?.(rel, 'done');
+    await this.sealSlots.acquire();
+    const treeId = this.sealDir(entries, results, against).finally(() => this.sealSlots.release());
+    const settled = treeId.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.sealing.add(settled);
+    void settled.then(() => this.sealing.delete(settled));
+    return { treeId };
+  }
+
+  /**
+   * The tree of a walked directory, once its subdirectories' trees are sealed: the parent's tree
+   * again when nothing in it changed, else a new tree blob, stored.
+   */
+  private async sealDir(
+    entries: readonly DiffEntry[],
+    walked: readonly (EntryResult | null)[],
+    against: Extract<ParentDiff, { diff: DirDiff }> | null,
+  ): Promise<string> {
+    const results = await Promise.all(walked.map((r) => (r !== null && 'sealing' in r ? r.sealing : r)));
     const nodes = results.filter((n): n is TreeNode => n !== null);
     if (against) {
       // The parent tree is never opened on this thread: a diff leaves out only files and symlinks
@@ -409,7 +455,7 @@ class Archiver {
     listing: DirDiff | ScannedDir,
     cursor?: DiffCursor,
     reads?: Map<string, Promise<BatchedRead>>,
-  ): Promise<(TreeNode | null)[]> {
+  ): Promise<(EntryResult | null)[]> {
     const subdirs = 'subdirs' in listing ? listing.subdirs : undefined;
     // The small files to read are queued in batches at once; each file's entry below waits for
     // its batch, while the walk goes on into the subdirectories.
@@ -609,12 +655,16 @@ class Archiver {
     entry: DiffEntry,
     batched: Promise<BatchedRead> | undefined,
     listed: ScannedDir | Promise<ScannedDir> | undefined,
-  ): Promise<TreeNode> {
+  ): Promise<EntryResult> {
     if (entry.error?.stage === 'stat') throw new SkippedEntry(`cannot stat (${entry.error.errno})`);
     if (entry.kind === 'dir') {
       // The parent's subtree came with the diff (a directory listed without one has none).
-      const subtree = await this.saveDir(abs, rel, entry.parentSubtree ?? null, listed);
-      return { ...metadata(entry, 'dir'), subtree };
+      const dir = await this.saveDir(abs, rel, entry.parentSubtree ?? null, listed);
+      const node = metadata(entry, 'dir');
+      const sealing = dir.treeId.then((subtree) => ({ ...node, subtree }));
+      // Awaited by this directory's own seal; a walk that fails first never gets there.
+      sealing.catch(() => undefined);
+      return { sealing };
     }
     if (entry.kind === 'symlink') {
       if (entry.linkTarget === undefined) {
