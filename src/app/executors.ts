@@ -9,6 +9,7 @@ import { type BackupProgress, type CheckReport, warmEngineThreads } from '../eng
 import { CofferError } from '../errors/coffer-error.js';
 import type { AppContext } from './context.js';
 import { runPruneJob, type PruneHooks } from './prune.js';
+import { rememberKeyHint } from './key-prefetch.js';
 import { openVaultRepository } from './vaults.js';
 
 export interface ExecutorHooks extends PruneHooks {
@@ -72,6 +73,8 @@ async function runBackup(app: AppContext, job: Job, ctx: ExecutionContext): Prom
   // does not redirect a running job.
   const vault = await app.store.getVault(job.vaultId);
   const repo = await openVaultRepository(app, vault);
+  // The next `coffer backup` of this item derives this key while it loads (key-prefetch.ts).
+  rememberKeyHint(app.config.home, [item.name, item.id], repo.kdf);
   const parent = await app.store.latestPoint(item.id, vault.id);
   const limit =
     typeof job.params.limitReadBytesPerSec === 'number' ? job.params.limitReadBytesPerSec : undefined;

@@ -26,7 +26,15 @@ export interface KeyFile {
   hostname: string;
 }
 
+let derivations = 0;
+
+/** Key derivations this process has started (tests check that a derivation ahead was used). */
+export function derivationsStarted(): number {
+  return derivations;
+}
+
 function deriveKey(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
+  derivations++;
   // Node's default maxmem (32 MiB) is exactly what N=2^15,r=8 needs, which it rejects; allow headroom.
   const maxmem = 256 * params.N * params.r + 16 * 1024 * 1024;
   return new Promise((resolve, reject) => {
@@ -88,9 +96,71 @@ export function parseKeyFile(bytes: Buffer, path: string): KeyFile {
   return k as KeyFile;
 }
 
+/** What a key-encryption key is derived from, besides the password: a key file's salt and cost. */
+export interface KdfParams extends ScryptParams {
+  /** Base64, as in the key file. */
+  salt: string;
+}
+
+/** The salt and cost of a key file (stored unencrypted in it). */
+export function kdfOf(keyFile: KeyFile): KdfParams {
+  return { salt: keyFile.salt, N: keyFile.N, r: keyFile.r, p: keyFile.p };
+}
+
+/** Costs a derivation started ahead may have at most: 2^20 × 32 is 4 GiB of scrypt memory. */
+const MAX_AHEAD_N = 2 ** 20;
+const MAX_AHEAD_R = 32;
+const MAX_AHEAD_P = 16;
+
+/** Derivations started by deriveKeyAhead and not used yet, by salt and cost. */
+const derivedAhead = new Map<string, { password: string; kek: Promise<Buffer> }>();
+
+function aheadKey(k: KdfParams): string {
+  return `${k.salt}:${k.N}:${k.r}:${k.p}`;
+}
+
+/**
+ * Starts deriving the key-encryption key for `password` and `kdf` now, on Node's thread pool;
+ * the next unwrapMasterKey of a key file with that salt and cost, for that same password, takes
+ * it instead of deriving it again. Why: the derivation costs a tenth of a second of one core by
+ * design, and a short command can start it while it still loads its own code
+ * (app/key-prefetch.ts). Anything else (another password, another key file) derives as always,
+ * so a guess that was wrong costs only the wasted derivation. Unusable parameters are ignored.
+ */
+export function deriveKeyAhead(kdf: KdfParams, password: string): void {
+  const { N, r, p } = kdf;
+  const sane =
+    Number.isInteger(N) &&
+    Number.isInteger(r) &&
+    Number.isInteger(p) &&
+    N >= 2 &&
+    N <= MAX_AHEAD_N &&
+    (N & (N - 1)) === 0 &&
+    r >= 1 &&
+    r <= MAX_AHEAD_R &&
+    p >= 1 &&
+    p <= MAX_AHEAD_P &&
+    typeof kdf.salt === 'string' &&
+    /^[A-Za-z0-9+/]+={0,2}$/.test(kdf.salt);
+  if (!sane || password === '') return;
+  const kek = deriveKey(password, Buffer.from(kdf.salt, 'base64'), kdf);
+  // Awaited only if a key file asks for it; a failure then means deriving again, never a crash.
+  kek.catch(() => undefined);
+  derivedAhead.set(aheadKey(kdf), { password, kek });
+}
+
 /** Returns the master key, or null when the password does not open this key file. */
 export async function unwrapMasterKey(keyFile: KeyFile, password: string): Promise<Buffer | null> {
-  const kek = await deriveKey(password, Buffer.from(keyFile.salt, 'base64'), keyFile);
+  const salt = Buffer.from(keyFile.salt, 'base64');
+  const id = aheadKey(kdfOf(keyFile));
+  const ahead = derivedAhead.get(id);
+  let kek: Buffer;
+  if (ahead && ahead.password === password) {
+    derivedAhead.delete(id);
+    kek = await ahead.kek.catch(() => deriveKey(password, salt, keyFile));
+  } else {
+    kek = await deriveKey(password, salt, keyFile);
+  }
   const key = open(kek, Buffer.from(keyFile.wrappedKey, 'base64'));
   return key && key.length === KEY_LENGTH ? key : null;
 }

@@ -36,6 +36,8 @@ import type { ChunkerParams } from '../chunker/fastcdc.js';
 import { KEY_LENGTH } from '../crypto/aead.js';
 import {
   DEFAULT_SCRYPT,
+  kdfOf,
+  type KdfParams,
   parseKeyFile,
   type ScryptParams,
   unwrapMasterKey,
@@ -73,7 +75,11 @@ export interface InitOptions {
 export class Repository {
   private readonly ctx: RepositoryContext;
 
-  private constructor(ctx: RepositoryContext) {
+  private constructor(
+    ctx: RepositoryContext,
+    /** The salt and cost of the key file that opened the vault (see deriveKeyAhead). */
+    readonly kdf: KdfParams,
+  ) {
     this.ctx = ctx;
   }
 
@@ -100,7 +106,7 @@ export class Repository {
       Buffer.from(JSON.stringify(keyFile, null, 2)),
     );
     await backend.save('config', sealJson(masterKey, config, false));
-    return new Repository(new RepositoryContext(backend, masterKey, config));
+    return new Repository(new RepositoryContext(backend, masterKey, config), kdfOf(keyFile));
   }
 
   static async open(backend: Backend, password: string): Promise<Repository> {
@@ -120,7 +126,7 @@ export class Repository {
       const masterKey = await unwrapMasterKey(keyFile, password);
       if (!masterKey) continue;
       const config = parseConfig(openJson(masterKey, await backend.load('config'), 'config'));
-      return new Repository(new RepositoryContext(backend, masterKey, config));
+      return new Repository(new RepositoryContext(backend, masterKey, config), kdfOf(keyFile));
     }
     throw new CofferError(
       'VaultPasswordInvalid',

@@ -1,0 +1,154 @@
+/**
+ * The vault key derived while the CLI loads (app/key-prefetch.ts, engine/crypto/key-file.ts
+ * deriveKeyAhead): a derivation made ahead is used only for the same password, salt and cost, a
+ * wrong or stale hint never changes what a command does, and `coffer backup` keeps the hints.
+ */
+import assert from 'node:assert/strict';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { backupItemOf, keyHintsPath, rememberKeyHint } from '../../src/app/key-prefetch.js';
+import {
+  deriveKeyAhead,
+  derivationsStarted,
+  kdfOf,
+  unwrapMasterKey,
+  wrapMasterKey,
+} from '../../src/engine/crypto/key-file.js';
+import { json } from '../support/cli.js';
+import { createWorld, makeRandomTree, type World } from '../support/world.js';
+
+const CHEAP = { N: 2 ** 10, r: 8, p: 1 };
+const MASTER = Buffer.alloc(32, 7);
+
+describe('key derivation ahead', () => {
+  it('is used by the next unwrap of the same key file and password, once', async () => {
+    const keyFile = await wrapMasterKey(MASTER, 'right', CHEAP);
+    const before = derivationsStarted();
+    deriveKeyAhead(kdfOf(keyFile), 'right');
+    assert.deepEqual(await unwrapMasterKey(keyFile, 'right'), MASTER);
+    assert.equal(derivationsStarted() - before, 1, 'the unwrap derived nothing itself');
+    assert.deepEqual(await unwrapMasterKey(keyFile, 'right'), MASTER);
+    assert.equal(derivationsStarted() - before, 2, 'a derivation ahead serves one unwrap');
+  });
+
+  it('is not used for another password or another key file', async () => {
+    const keyFile = await wrapMasterKey(MASTER, 'right', CHEAP);
+    const other = await wrapMasterKey(MASTER, 'right', CHEAP);
+    const before = derivationsStarted();
+    deriveKeyAhead(kdfOf(keyFile), 'wrong');
+    assert.deepEqual(await unwrapMasterKey(keyFile, 'right'), MASTER);
+    deriveKeyAhead(kdfOf(keyFile), 'right');
+    assert.equal(await unwrapMasterKey(keyFile, 'wrong'), null, 'a wrong password still fails');
+    deriveKeyAhead(kdfOf(other), 'right');
+    assert.deepEqual(await unwrapMasterKey(keyFile, 'right'), MASTER);
+    // The last unwrap took the derivation made ahead for the right password (the wrong guess for
+    // the other key file stays unused).
+    assert.equal(derivationsStarted() - before, 5);
+  });
+
+  it('ignores unusable parameters instead of deriving with them', () => {
+    const before = derivationsStarted();
+    const salt = Buffer.alloc(32, 1).toString('base64');
+    for (const bad of [
+      { salt, N: 2 ** 30, r: 8, p: 1 },
+      { salt, N: 1000, r: 8, p: 1 },
+      { salt, N: 1024, r: 0, p: 1 },
+      { salt, N: 1024, r: 8, p: 99 },
+      { salt: 'not base64!', N: 1024, r: 8, p: 1 },
+      { salt: 42 as unknown as string, N: 1024, r: 8, p: 1 },
+    ]) {
+      deriveKeyAhead(bad, 'pw');
+    }
+    deriveKeyAhead({ salt, N: 1024, r: 8, p: 1 }, '');
+    assert.equal(derivationsStarted(), before);
+  });
+});
+
+describe('which command lines derive ahead', () => {
+  it('finds the item of a foreground backup among options', () => {
+    assert.deepEqual(backupItemOf(['backup', 'docs']), { item: 'docs' });
+    assert.deepEqual(backupItemOf(['backup', '--json', 'docs']), { item: 'docs' });
+    assert.deepEqual(backupItemOf(['backup', '--limit-read', '20M', 'docs', '--json']), { item: 'docs' });
+    assert.deepEqual(backupItemOf(['--password-file', '/p', 'backup', 'docs']), {
+      item: 'docs',
+      passwordFile: '/p',
+    });
+    assert.deepEqual(backupItemOf(['--password-file=/p', 'backup', 'docs']), {
+      item: 'docs',
+      passwordFile: '/p',
+    });
+  });
+
+  it('leaves every other command alone', () => {
+    assert.equal(backupItemOf(['backup', 'docs', '--detach']), null);
+    assert.equal(backupItemOf(['restore', 'p_1', '--target', '/t']), null);
+    assert.equal(backupItemOf(['backup']), null);
+    assert.equal(backupItemOf(['check', 'alpha']), null);
+    assert.equal(backupItemOf([]), null);
+  });
+});
+
+describe('key hints kept by coffer backup (real CLI)', () => {
+  let w: World;
+  let home: string;
+  before(async () => {
+    w = await createWorld('sqlite');
+    home = w.env.COFFER_HOME!;
+    await w.ok(['vault', 'create', 'alpha', '--path', join(w.root, 'vault')]);
+    await makeRandomTree(join(w.root, 'src'), 4, 64 * 1024);
+    await w.ok(['item', 'add', 'docs', '--vault', 'alpha', '--path', join(w.root, 'src')]);
+  });
+  after(() => w.close());
+
+  it('records the salt and cost of the vault’s key file under the item’s name and id', async () => {
+    const job = json<{ state: string; item: { id: string } }>(await w.ok(['backup', 'docs', '--json']));
+    assert.equal(job.state, 'completed');
+    const hints = JSON.parse(await readFile(keyHintsPath(home), 'utf8')) as {
+      items: Record<string, unknown>;
+    };
+    const keysDir = join(w.root, 'vault', 'keys');
+    const [name] = await readdir(keysDir);
+    const keyFile = JSON.parse(await readFile(join(keysDir, name!), 'utf8')) as Record<string, unknown>;
+    const expected = { salt: keyFile.salt, N: keyFile.N, r: keyFile.r, p: keyFile.p };
+    assert.deepEqual(hints.items.docs, expected);
+    assert.deepEqual(hints.items[job.item.id], expected);
+    assert.doesNotMatch(JSON.stringify(hints), new RegExp(String(keyFile.wrappedKey).slice(0, 16)));
+  });
+
+  it('a stale, garbled or hostile hint changes nothing, and a wrong password is still refused', async () => {
+    const salt = Buffer.alloc(32, 9).toString('base64');
+    for (const content of [
+      JSON.stringify({ version: 1, items: { docs: { salt, N: 1024, r: 8, p: 1 } } }),
+      JSON.stringify({ version: 1, items: { docs: { salt, N: 2 ** 40, r: 8, p: 1 } } }),
+      JSON.stringify({ version: 1, items: { docs: 'nonsense' } }),
+      '{ not json',
+    ]) {
+      await writeFile(keyHintsPath(home), content);
+      const job = json<{ state: string }>(await w.ok(['backup', 'docs', '--json']));
+      assert.equal(job.state, 'completed', content);
+    }
+    const wrong = await w.run(['backup', 'docs'], { COFFER_PASSWORD: 'not the password' });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /VaultPasswordInvalid/);
+    const hints = JSON.parse(await readFile(keyHintsPath(home), 'utf8')) as {
+      items: Record<string, unknown>;
+    };
+    assert.notEqual(
+      (hints.items.docs as { salt?: string }).salt,
+      salt,
+      'the last good backup wrote it again',
+    );
+  });
+
+  it('rememberKeyHint writes only what changed and survives a home it cannot write', async () => {
+    const kdf = { salt: Buffer.alloc(32, 3).toString('base64'), N: 1024, r: 8, p: 1 };
+    rememberKeyHint(home, ['x'], kdf);
+    const first = await readFile(keyHintsPath(home), 'utf8');
+    rememberKeyHint(home, ['x'], kdf);
+    assert.equal(await readFile(keyHintsPath(home), 'utf8'), first);
+    const notADir = join(w.root, 'a-file');
+    await writeFile(notADir, '');
+    assert.doesNotThrow(() => rememberKeyHint(join(notADir, 'home'), ['x'], kdf));
+  });
+});
