@@ -799,7 +799,7 @@ class Archiver {
         gear,
         chunker: this.ctx.config.chunker,
         compressionLevel: compressionLevel(this.ctx.config),
-        known: (this.seams.knownBlobs ?? KnownBlobFilter.build(index.liveIds(), index.blobCount)).table,
+        known: (this.seams.knownBlobs ?? KnownBlobFilter.fromIndex(index)).table,
       };
     }
     return this.readContext;

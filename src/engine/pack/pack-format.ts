@@ -20,20 +20,43 @@ export interface PackedBlob {
 }
 
 const HEADER_VERSION = 1;
-const ENTRY_SIZE = 46;
+/** Bytes of one blob's entry in a pack header (and in a binary index file: master-index.ts). */
+export const BLOB_ENTRY_SIZE = 46;
+/** Where the blob id starts in an entry. */
+export const BLOB_ENTRY_ID_AT = 14;
+const ENTRY_SIZE = BLOB_ENTRY_SIZE;
 export const PACK_TRAILER_SIZE = 4;
+
+/** Writes `b` as the entry layout above at `o`. */
+export function writeBlobEntry(out: Buffer, o: number, b: PackedBlob): void {
+  out[o] = b.type === 'tree' ? 1 : 0;
+  out[o + 1] = b.compressed ? 1 : 0;
+  out.writeUInt32LE(b.offset, o + 2);
+  out.writeUInt32LE(b.length, o + 6);
+  out.writeUInt32LE(b.uncompressedLength, o + 10);
+  if (b.id.length !== 64 || out.write(b.id, o + BLOB_ENTRY_ID_AT, 32, 'hex') !== 32) {
+    throw new Error(`blob id ${b.id} is not 64 hex digits`);
+  }
+}
+
+/** The entry at `o` (written by writeBlobEntry). */
+export function readBlobEntry(plain: Buffer, o: number): PackedBlob {
+  return {
+    type: plain[o] === 1 ? 'tree' : 'data',
+    compressed: (plain[o + 1]! & 1) === 1,
+    offset: plain.readUInt32LE(o + 2),
+    length: plain.readUInt32LE(o + 6),
+    uncompressedLength: plain.readUInt32LE(o + 10),
+    id: plain.toString('hex', o + BLOB_ENTRY_ID_AT, o + BLOB_ENTRY_ID_AT + 32),
+  };
+}
 
 export function encodePackHeader(key: Buffer, blobs: readonly PackedBlob[]): Buffer {
   const plain = Buffer.alloc(1 + blobs.length * ENTRY_SIZE);
   plain[0] = HEADER_VERSION;
   let o = 1;
   for (const b of blobs) {
-    plain[o] = b.type === 'tree' ? 1 : 0;
-    plain[o + 1] = b.compressed ? 1 : 0;
-    plain.writeUInt32LE(b.offset, o + 2);
-    plain.writeUInt32LE(b.length, o + 6);
-    plain.writeUInt32LE(b.uncompressedLength, o + 10);
-    plain.write(b.id, o + 14, 32, 'hex');
+    writeBlobEntry(plain, o, b);
     o += ENTRY_SIZE;
   }
   const sealed = seal(key, plain);
@@ -56,16 +79,7 @@ export function decodePackHeader(key: Buffer, sealedHeader: Uint8Array, packId: 
     throw new CofferError('RepositoryCorrupt', `pack ${packId} has a damaged header`, { packId });
   }
   const blobs: PackedBlob[] = [];
-  for (let o = 1; o < plain.length; o += ENTRY_SIZE) {
-    blobs.push({
-      type: plain[o] === 1 ? 'tree' : 'data',
-      compressed: (plain[o + 1]! & 1) === 1,
-      offset: plain.readUInt32LE(o + 2),
-      length: plain.readUInt32LE(o + 6),
-      uncompressedLength: plain.readUInt32LE(o + 10),
-      id: plain.toString('hex', o + 14, o + 46),
-    });
-  }
+  for (let o = 1; o < plain.length; o += ENTRY_SIZE) blobs.push(readBlobEntry(plain, o));
   return blobs;
 }
 

@@ -10,6 +10,8 @@
  * filter was wrong (see the archiver); a false "unknown" cannot happen.
  */
 
+import type { MasterIndex } from '../index/master-index.js';
+
 /** Slots per id, at least: keeps probe sequences short. */
 const LOAD = 2;
 
@@ -17,28 +19,43 @@ export class KnownBlobFilter {
   private constructor(readonly table: SharedArrayBuffer) {}
 
   static build(ids: Iterable<string>, count: number): KnownBlobFilter {
+    return KnownBlobFilter.fromPrefixes(count, (add) => {
+      for (const id of ids) {
+        add(Number.parseInt(id.slice(0, 8), 16) >>> 0, Number.parseInt(id.slice(8, 16), 16) >>> 0);
+      }
+    });
+  }
+
+  /** From the index's own bytes: no hex id is made (MasterIndex.forEachLivePrefix). */
+  static fromIndex(index: MasterIndex): KnownBlobFilter {
+    return KnownBlobFilter.fromPrefixes(index.blobCount, (add) => index.forEachLivePrefix(add));
+  }
+
+  /** `fill` calls `add` with the first 64 bits of each of at most `count` ids, as two words. */
+  private static fromPrefixes(
+    count: number,
+    fill: (add: (hi: number, lo: number) => void) => void,
+  ): KnownBlobFilter {
     let slots = 16;
     while (slots < count * LOAD) slots *= 2;
     // Two 32-bit words per slot; (0, 0) marks an empty slot (an id whose 64 bits are all zero is
     // simply never reported known, which is always safe).
     const table = new SharedArrayBuffer(slots * 8);
     const words = new Uint32Array(table);
-    for (const id of ids) {
-      const hi = Number.parseInt(id.slice(0, 8), 16) >>> 0;
-      const lo = Number.parseInt(id.slice(8, 16), 16) >>> 0;
-      if (hi === 0 && lo === 0) continue;
+    fill((hi, lo) => {
+      if (hi === 0 && lo === 0) return;
       let i = lo & (slots - 1);
       for (;;) {
         const w = i * 2;
         if (words[w] === 0 && words[w + 1] === 0) {
           words[w] = hi;
           words[w + 1] = lo;
-          break;
+          return;
         }
-        if (words[w] === hi && words[w + 1] === lo) break;
+        if (words[w] === hi && words[w + 1] === lo) return;
         i = (i + 1) & (slots - 1);
       }
-    }
+    });
     return new KnownBlobFilter(table);
   }
 }
