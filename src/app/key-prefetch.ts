@@ -1,5 +1,5 @@
 /**
- * A backup's vault key derived while the CLI is still loading. Why: opening a vault derives its
+ * A backup's (or restore's) vault key derived while the CLI is still loading. Why: opening a vault derives its
  * key-encryption key with scrypt, which costs a tenth of a second of one core on purpose
  * (engine/crypto/key-file.ts), and a backup with little to do spent that tenth waiting, after the
  * tenth the CLI takes to load its code and admit the job. Node runs scrypt on its thread pool, so
@@ -70,15 +70,29 @@ export function rememberKeyHint(home: string, refs: readonly string[], kdf: KdfP
   }
 }
 
-/** Options of `coffer` and of `coffer backup` that take a value (see the command tree). */
-const VALUE_OPTIONS = new Set(['--password-file', '--limit-read', '--idempotency-key']);
+/** Options of `coffer`, `coffer backup` and `coffer restore` that take a value (see the command tree). */
+const VALUE_OPTIONS = new Set([
+  '--password-file',
+  '--limit-read',
+  '--idempotency-key',
+  '--target',
+  '--point',
+  '--path',
+]);
+
+/** A command that opens an item's vault and runs the engine in this process. */
+export interface ItemCommand {
+  command: 'backup' | 'restore';
+  item: string;
+  passwordFile?: string;
+}
 
 /**
- * The item of a `coffer backup ITEM` command line run in the foreground, and the password file
- * it names, or null for any other command. A guess at commander's parsing, kept simple: a wrong
- * guess only starts a derivation that is not used.
+ * The command and item of a `coffer backup ITEM` or `coffer restore ITEM …` command line run in
+ * the foreground, and the password file it names, or null for any other command. A guess at
+ * commander's parsing, kept simple: a wrong guess only starts work that is not used.
  */
-export function backupItemOf(args: readonly string[]): { item: string; passwordFile?: string } | null {
+export function itemCommandOf(args: readonly string[]): ItemCommand | null {
   const positional: string[] = [];
   let passwordFile: string | undefined;
   for (let i = 0; i < args.length; i++) {
@@ -90,20 +104,19 @@ export function backupItemOf(args: readonly string[]): { item: string; passwordF
       i++;
     } else if (!arg.startsWith('-')) positional.push(arg);
   }
-  if (positional[0] !== 'backup' || positional.length !== 2) return null;
-  return { item: positional[1]!, ...(passwordFile !== undefined ? { passwordFile } : {}) };
+  const command = positional[0];
+  if ((command !== 'backup' && command !== 'restore') || positional.length !== 2) return null;
+  return { command, item: positional[1]!, ...(passwordFile !== undefined ? { passwordFile } : {}) };
 }
 
 /**
- * For `coffer backup ITEM` with a hint for ITEM and a password at hand, starts deriving the
- * vault's key-encryption key; otherwise does nothing. Never throws: whatever goes wrong here
+ * For `cmd` (see itemCommandOf) with a hint for its item and a password at hand, starts deriving
+ * the vault's key-encryption key; otherwise does nothing. Never throws: whatever goes wrong here
  * happens again, and is reported, when the command opens the vault.
  */
-export function startKeyPrefetch(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): void {
+export function startKeyPrefetch(cmd: ItemCommand, env: NodeJS.ProcessEnv = process.env): void {
   if (env.COFFER_KEY_PREFETCH === 'off') return;
   try {
-    const cmd = backupItemOf(argv.slice(2));
-    if (!cmd) return;
     const config = loadConfig(env, { passwordFile: cmd.passwordFile });
     const kdf = readHints(config.home).items[cmd.item];
     if (!kdf || typeof kdf !== 'object') return;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { backupItemOf, keyHintsPath, rememberKeyHint } from '../../src/app/key-prefetch.js';
+import { itemCommandOf, keyHintsPath, rememberKeyHint } from '../../src/app/key-prefetch.js';
 import {
   deriveKeyAhead,
   derivationsStarted,
@@ -66,26 +66,30 @@ describe('key derivation ahead', () => {
 });
 
 describe('which command lines derive ahead', () => {
-  it('finds the item of a foreground backup among options', () => {
-    assert.deepEqual(backupItemOf(['backup', 'docs']), { item: 'docs' });
-    assert.deepEqual(backupItemOf(['backup', '--json', 'docs']), { item: 'docs' });
-    assert.deepEqual(backupItemOf(['backup', '--limit-read', '20M', 'docs', '--json']), { item: 'docs' });
-    assert.deepEqual(backupItemOf(['--password-file', '/p', 'backup', 'docs']), {
-      item: 'docs',
-      passwordFile: '/p',
+  it('finds the item of a foreground backup or restore among options', () => {
+    const backup = (item: string, passwordFile?: string) => ({
+      command: 'backup',
+      item,
+      ...(passwordFile ? { passwordFile } : {}),
     });
-    assert.deepEqual(backupItemOf(['--password-file=/p', 'backup', 'docs']), {
+    assert.deepEqual(itemCommandOf(['backup', 'docs']), backup('docs'));
+    assert.deepEqual(itemCommandOf(['backup', '--json', 'docs']), backup('docs'));
+    assert.deepEqual(itemCommandOf(['backup', '--limit-read', '20M', 'docs', '--json']), backup('docs'));
+    assert.deepEqual(itemCommandOf(['--password-file', '/p', 'backup', 'docs']), backup('docs', '/p'));
+    assert.deepEqual(itemCommandOf(['--password-file=/p', 'backup', 'docs']), backup('docs', '/p'));
+    assert.deepEqual(itemCommandOf(['restore', 'docs', '--target', '/t', '--point', 'abc']), {
+      command: 'restore',
       item: 'docs',
-      passwordFile: '/p',
     });
   });
 
   it('leaves every other command alone', () => {
-    assert.equal(backupItemOf(['backup', 'docs', '--detach']), null);
-    assert.equal(backupItemOf(['restore', 'p_1', '--target', '/t']), null);
-    assert.equal(backupItemOf(['backup']), null);
-    assert.equal(backupItemOf(['check', 'alpha']), null);
-    assert.equal(backupItemOf([]), null);
+    assert.equal(itemCommandOf(['backup', 'docs', '--detach']), null);
+    assert.equal(itemCommandOf(['restore', 'docs', '--target', '/t', '--detach']), null);
+    assert.equal(itemCommandOf(['backup']), null);
+    assert.equal(itemCommandOf(['check', 'alpha']), null);
+    assert.equal(itemCommandOf(['item', 'add', 'docs']), null);
+    assert.equal(itemCommandOf([]), null);
   });
 });
 

@@ -9,8 +9,7 @@
  * One pool serves the whole process (a server runs several jobs at once): threads start on
  * first use and are unref'd while idle so they never keep a finished command alive.
  */
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { CofferError } from '../../errors/coffer-error.js';
 import { isErrorCode } from '../../errors/codes.js';
 import {
@@ -49,7 +48,10 @@ import {
   type RestoreWriteOutcome,
 } from './restore-work.js';
 import { threadRecycler, wholeBuffer } from '../buffer-recycler.js';
+import { engineThreads, startEngineWorker, takeThreadStartedAhead } from './thread-start.js';
 import { fromWire, partFromWire } from './transfer.js';
+
+export { engineThreads };
 
 /**
  * Blobs smaller than this are encoded on the calling thread: posting them to a worker and back
@@ -57,8 +59,6 @@ import { fromWire, partFromWire } from './transfer.js';
  */
 const INLINE_BELOW = 4 * 1024;
 
-/** See spawn(). */
-const YOUNG_GENERATION_MB = 4;
 /** Batches of directory diffs a thread holds at once, at most (see diffDir). */
 const DIFF_BATCHES_PER_THREAD = 1;
 /** Directories in one batch at most, and bytes of their parent trees once opened (see diffDir). */
@@ -95,22 +95,6 @@ export interface PoolThread {
   contexts: Set<number>;
   /** Set when the thread died: a request to it (a file session it held) fails at once. */
   dead: Error | null;
-}
-
-/** Threads the pool uses: COFFER_ENGINE_THREADS, else one per core (0 = everything inline). */
-export function engineThreads(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.COFFER_ENGINE_THREADS;
-  if (raw !== undefined && raw.trim() !== '') {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0 || n > 256) {
-      throw new CofferError('InvalidRequest', 'COFFER_ENGINE_THREADS must be an integer from 0 to 256', {
-        field: 'COFFER_ENGINE_THREADS',
-        value: raw,
-      });
-    }
-    return n;
-  }
-  return availableParallelism();
 }
 
 export class BlobPool {
@@ -493,13 +477,9 @@ export class BlobPool {
   }
 
   private spawn(): PoolThread {
-    // A small young generation: a thread's garbage is short-lived message payloads, and V8's
-    // default (up to 48 MiB per thread) showed up as tens of MB of peak RSS per backup.
-    const worker = new Worker(new URL('./encode-worker.js', import.meta.url), {
-      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
-    });
+    // One the CLI started before its code loaded (thread-start.ts), else a new one.
+    const worker = takeThreadStartedAhead() ?? startEngineWorker();
     const thread: PoolThread = { worker, inFlight: 0, diffBatches: 0, contexts: new Set(), dead: null };
-    worker.unref();
     // An unref before the thread is online does not hold: a thread started ahead of work (warm)
     // and never used kept the process from exiting. Again once online, unless work came since.
     worker.once('online', () => {
@@ -531,6 +511,9 @@ export class BlobPool {
       if (code !== 0) fail(new Error(`blob pool thread exited with code ${code}`));
       else fail(new Error('blob pool thread stopped'));
     });
+    // After the listeners: adding the 'message' one refs the thread again, and a thread started
+    // ahead may be online already, so no 'online' event would come to undo that.
+    worker.unref();
     this.threads.push(thread);
     return thread;
   }
