@@ -11,7 +11,7 @@
  * subdirectories and two counts.
  */
 import { blobId, decodeBlob, encodeBlob, type EncodedBlob } from '../pack/blob-codec.js';
-import { compareNames, decodeTree, encodeTree, type TreeNode } from '../tree/tree.js';
+import { compareNames, decodeTree, encodeTree, spliceTree, type TreeNode } from '../tree/tree.js';
 import { listNames, type ReadContext, type ScannedEntry, scanDirectory, statEntry } from './file-work.js';
 import { filterHasId } from './known-filter.js';
 
@@ -161,12 +161,16 @@ export function buildTree(
   drop: readonly string[],
   level: number,
 ): EncodedBlob {
+  const plain = decodeBlob(key, parent.sealed, parent, parent.packId, true);
+  const bytes = spliceTree(plain, nodes, new Set(drop)) ?? mergeTrees(plain, parent.id, nodes, drop);
+  return encodeBlob(key, 'tree', bytes, blobId(bytes), level);
+}
+
+/** buildTree's bytes the long way, for a parent tree spliceTree cannot splice. */
+function mergeTrees(plain: Buffer, treeId: string, nodes: TreeNode[], drop: readonly string[]): Buffer {
   const merged = new Map<string, TreeNode>();
-  for (const n of decodeTree(decodeBlob(key, parent.sealed, parent, parent.packId, true), parent.id)) {
-    merged.set(n.name, n);
-  }
+  for (const n of decodeTree(plain, treeId)) merged.set(n.name, n);
   for (const name of drop) merged.delete(name);
   for (const n of nodes) merged.set(n.name, n);
-  const bytes = encodeTree([...merged.values()]);
-  return encodeBlob(key, 'tree', bytes, blobId(bytes), level);
+  return encodeTree([...merged.values()]);
 }

@@ -34,6 +34,108 @@ export function encodeTree(nodes: TreeNode[]): Buffer {
   return Buffer.from(JSON.stringify({ nodes: sorted }), 'utf8');
 }
 
+const TREE_PREFIX = Buffer.from('{"nodes":[');
+const TREE_SUFFIX = Buffer.from(']}');
+/** How every node encodeTree writes starts: its name is its first key. */
+const NODE_PREFIX = Buffer.from('{"name":"');
+const COMMA = Buffer.from(',');
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * encodeTree of `parent`'s nodes with those named in `drop` removed and `replace` put in (a
+ * node of `replace` wins over the parent's of its name), made by copying the parent's bytes
+ * for every node kept: byte for byte what decoding, merging and encoding would give, without an
+ * object per node. Why: the tree of a large directory with a few changed files (18,000 entries,
+ * 5 MB) took a thread 70-100 ms to decode and encode again, most of a 1 % backup's tail, and its
+ * objects were the peak of the thread's heap. Null when `parent` is not laid out as encodeTree
+ * writes trees (nodes in name order, each an object without nested objects that starts with its
+ * name): the caller then decodes it.
+ *
+ * It works on the UTF-8 bytes: JSON's structure is ASCII and no byte of a multi-byte character
+ * is, and inside a string every quote is escaped, so a byte scan finds each node's extent.
+ */
+export function spliceTree(
+  parent: Buffer,
+  replace: readonly TreeNode[],
+  drop: ReadonlySet<string>,
+): Buffer | null {
+  const end = parent.length - TREE_SUFFIX.length;
+  if (
+    parent.length < TREE_PREFIX.length + TREE_SUFFIX.length ||
+    parent.compare(TREE_PREFIX, 0, TREE_PREFIX.length, 0, TREE_PREFIX.length) !== 0 ||
+    parent.compare(TREE_SUFFIX, 0, TREE_SUFFIX.length, end) !== 0
+  ) {
+    return null;
+  }
+  const incoming = [...replace].sort((a, b) => compareNames(a.name, b.name));
+  const pieces: Buffer[] = [];
+  const emit = (piece: Buffer) => {
+    if (pieces.length > 0) pieces.push(COMMA);
+    pieces.push(piece);
+  };
+  const emitNode = (n: TreeNode) => emit(Buffer.from(JSON.stringify(n), 'utf8'));
+  // Kept parent nodes in a row are copied as one range (from keptFrom to keptTo, commas included).
+  let keptFrom = -1;
+  let keptTo = -1;
+  const flushKept = () => {
+    if (keptFrom >= 0) emit(parent.subarray(keptFrom, keptTo));
+    keptFrom = -1;
+  };
+  let next = 0;
+  let previous: string | null = null;
+  let at = TREE_PREFIX.length;
+  while (at < end) {
+    if (parent.compare(NODE_PREFIX, 0, NODE_PREFIX.length, at, at + NODE_PREFIX.length) !== 0) return null;
+    // The name: up to the first unescaped quote.
+    const nameAt = at + NODE_PREFIX.length;
+    let i = nameAt;
+    let escaped = false;
+    for (; i < end; i++) {
+      const c = parent[i]!;
+      if (c === BACKSLASH) {
+        escaped = true;
+        i++;
+      } else if (c === QUOTE) break;
+    }
+    if (i >= end) return null;
+    const name = escaped
+      ? (JSON.parse(parent.toString('utf8', nameAt - 1, i + 1)) as string)
+      : parent.toString('utf8', nameAt, i);
+    // The rest of the node: strings skipped, and no nested object.
+    let j = i + 1;
+    for (; j < end; j++) {
+      const c = parent[j]!;
+      if (c === QUOTE) {
+        for (j++; j < end && parent[j] !== QUOTE; j++) if (parent[j] === BACKSLASH) j++;
+      } else if (c === 0x7b /* { */) return null;
+      else if (c === 0x7d /* } */) break;
+    }
+    if (j >= end) return null;
+    const nodeEnd = j + 1;
+    if (previous !== null && compareNames(previous, name) >= 0) return null;
+    previous = name;
+    while (next < incoming.length && compareNames(incoming[next]!.name, name) < 0) {
+      flushKept();
+      emitNode(incoming[next++]!);
+    }
+    if (next < incoming.length && incoming[next]!.name === name) {
+      flushKept();
+      emitNode(incoming[next++]!);
+    } else if (drop.has(name)) {
+      flushKept();
+    } else {
+      if (keptFrom < 0) keptFrom = at;
+      keptTo = nodeEnd;
+    }
+    at = nodeEnd;
+    if (at < end && parent[at++] !== 0x2c /* , */) return null;
+  }
+  flushKept();
+  while (next < incoming.length) emitNode(incoming[next++]!);
+  return Buffer.concat([TREE_PREFIX, ...pieces, TREE_SUFFIX]);
+}
+
 const HEX64 = /^[0-9a-f]{64}$/;
 const DECIMAL = /^-?[0-9]+$/;
 
