@@ -15,7 +15,7 @@
  * This module is imported before the rest of the CLI (cli/main.ts), so it imports only what it
  * needs, not the engine's index, which would load the whole engine first.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deriveKeyAhead, type KdfParams } from '../engine/crypto/key-file.js';
 import { loadConfig, readPassword } from './config.js';
@@ -120,6 +120,9 @@ export function startKeyPrefetch(cmd: ItemCommand, env: NodeJS.ProcessEnv = proc
     const config = loadConfig(env, { passwordFile: cmd.passwordFile });
     const kdf = readHints(config.home).items[cmd.item];
     if (!kdf || typeof kdf !== 'object') return;
+    // The command reads the password file again: only a regular file reads the same twice (a
+    // pipe, /dev/stdin or <(pass show …) would be empty the second time).
+    if (config.passwordFile && !statSync(config.passwordFile).isFile()) return;
     deriveKeyAhead(kdf, readPassword(config));
   } catch {
     // No password, a bad environment: the command says so itself.

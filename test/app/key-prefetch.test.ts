@@ -4,6 +4,7 @@
  * wrong or stale hint never changes what a command does, and `coffer backup` keeps the hints.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,7 +16,7 @@ import {
   unwrapMasterKey,
   wrapMasterKey,
 } from '../../src/engine/crypto/key-file.js';
-import { json } from '../support/cli.js';
+import { coffer, json } from '../support/cli.js';
 import { createWorld, makeRandomTree, type World } from '../support/world.js';
 
 const CHEAP = { N: 2 ** 10, r: 8, p: 1 };
@@ -55,6 +56,8 @@ describe('key derivation ahead', () => {
       { salt, N: 1000, r: 8, p: 1 },
       { salt, N: 1024, r: 0, p: 1 },
       { salt, N: 1024, r: 8, p: 99 },
+      { salt, N: 2 ** 20, r: 8, p: 1 }, // 1 GiB of scrypt memory from an unauthenticated file
+      { salt, N: 2 ** 15, r: 8, p: 8 },
       { salt: 'not base64!', N: 1024, r: 8, p: 1 },
       { salt: 42 as unknown as string, N: 1024, r: 8, p: 1 },
     ]) {
@@ -143,6 +146,28 @@ describe('key hints kept by coffer backup (real CLI)', () => {
       salt,
       'the last good backup wrote it again',
     );
+  });
+
+  it('a password file that reads only once (a pipe) is left to the command', async () => {
+    // With a hint for the item, deriving ahead must not consume the pipe the command reads.
+    json(await w.ok(['backup', 'docs', '--json']));
+    const fifo = join(w.root, 'password.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = spawn('sh', ['-c', `printf '%s\\n' "$PW" > "${fifo}"`], {
+      env: { ...process.env, PW: w.env.COFFER_PASSWORD },
+      stdio: 'ignore',
+    });
+    try {
+      const r = await coffer(
+        ['--password-file', fifo, 'backup', 'docs', '--json'],
+        { ...w.env, COFFER_PASSWORD: '' },
+        { timeoutMs: 20_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(json<{ state: string }>(r).state, 'completed');
+    } finally {
+      writer.kill();
+    }
   });
 
   it('rememberKeyHint writes only what changed and survives a home it cannot write', async () => {

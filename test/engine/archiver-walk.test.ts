@@ -295,3 +295,40 @@ test('a changed directory’s tree is sealed while the walk goes on, and a seal 
     await removeDir(work);
   }
 });
+
+test('a seal that fails stops the walk at its next entry, not when the root seals', async () => {
+  const work = await tempDir('archiver-walk-seal-stop');
+  try {
+    const source = join(work, 'src');
+    const later = Array.from({ length: 40 }, (_, i) => `b-${String(i).padStart(2, '0')}`);
+    for (const d of ['a', ...later]) {
+      await mkdir(join(source, d), { recursive: true });
+      await writeFile(join(source, d, 'f'), `${d}\n`);
+    }
+    const repo = await newRepository(join(work, 'vault'));
+    const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+    const first = await runBackup(ctx, { sourcePath: source });
+    await repo.commitSnapshot(first.snapshotId);
+    await writeFile(join(source, 'a', 'f'), 'a changed\n');
+    const pool = sharedBlobPool();
+    const { buildTree } = pool;
+    pool.buildTree = () => Promise.reject(new Error('thread died building a tree'));
+    const opened: string[] = [];
+    try {
+      await assert.rejects(
+        runBackup(
+          ctx,
+          { sourcePath: source, parentSnapshotId: first.snapshotId },
+          { onDirectory: (rel, phase) => phase === 'open' && opened.push(rel) },
+        ),
+        /thread died building a tree/,
+      );
+    } finally {
+      pool.buildTree = buildTree;
+    }
+    const walkedAfter = opened.filter((rel) => rel.startsWith('b-')).length;
+    assert.ok(walkedAfter < later.length / 2, `${walkedAfter} directories walked after the failure`);
+  } finally {
+    await removeDir(work);
+  }
+});

@@ -176,6 +176,8 @@ class Archiver {
   private readonly sealSlots = new Slots(SEALS_AT_ONCE);
   /** Directory trees being sealed, until each settles (see saveDir). */
   private readonly sealing = new Set<Promise<unknown>>();
+  /** The first seal that failed: the walk stops at its next entry (see saveEntries). */
+  private sealFailure: { err: unknown } | null = null;
   private readonly pool: BlobPool = sharedBlobPool();
   private readContext: ReadContext | null = null;
   /** Diffs requested ahead of the walk, by the directory's absolute path (see prefetchDiffs). */
@@ -396,7 +398,10 @@ class Archiver {
     const treeId = this.sealDir(entries, results, against).finally(() => this.sealSlots.release());
     const settled = treeId.then(
       () => undefined,
-      () => undefined,
+      (err: unknown) => {
+        // Seen by the walk at its next entry, not only when this directory's parent seals.
+        this.sealFailure ??= { err };
+      },
     );
     this.sealing.add(settled);
     void settled.then(() => this.sealing.delete(settled));
@@ -467,6 +472,7 @@ class Archiver {
         [ENTRY_CONCURRENCY, SUBDIRS_AT_ONCE],
         async (entry) => {
           throwIfCancelled(this.signal, 'the backup');
+          if (this.sealFailure) throw this.sealFailure.err;
           // Subdirectories are walked one at a time in order: none before this one is asked for again.
           if (entry.kind === 'dir' && cursor) cursor.next = Math.max(cursor.next, ++cursor.walked);
           const childRel = relChild(rel, entry.name);

@@ -107,10 +107,14 @@ export function kdfOf(keyFile: KeyFile): KdfParams {
   return { salt: keyFile.salt, N: keyFile.N, r: keyFile.r, p: keyFile.p };
 }
 
-/** Costs a derivation started ahead may have at most: 2^20 × 32 is 4 GiB of scrypt memory. */
-const MAX_AHEAD_N = 2 ** 20;
-const MAX_AHEAD_R = 32;
-const MAX_AHEAD_P = 16;
+/**
+ * Costs a derivation started ahead may have at most: 256 MiB of scrypt memory (128·N·r bytes; the
+ * default cost takes 32 MiB) and p up to 4. The parameters come from a local hint file that
+ * nothing authenticates, and a command that ends without the derivation (a refused backup)
+ * still waits for it to finish before it exits; a vault of a higher cost just derives as usual.
+ */
+const MAX_AHEAD_MEMORY = 256 * 1024 * 1024;
+const MAX_AHEAD_P = 4;
 
 /** Derivations started by deriveKeyAhead and not used yet, by salt and cost. */
 const derivedAhead = new Map<string, { password: string; kek: Promise<Buffer> }>();
@@ -134,10 +138,9 @@ export function deriveKeyAhead(kdf: KdfParams, password: string): void {
     Number.isInteger(r) &&
     Number.isInteger(p) &&
     N >= 2 &&
-    N <= MAX_AHEAD_N &&
     (N & (N - 1)) === 0 &&
     r >= 1 &&
-    r <= MAX_AHEAD_R &&
+    128 * N * r <= MAX_AHEAD_MEMORY &&
     p >= 1 &&
     p <= MAX_AHEAD_P &&
     typeof kdf.salt === 'string' &&

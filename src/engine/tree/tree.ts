@@ -86,7 +86,12 @@ export function spliceTree(
   let previous: string | null = null;
   let at = TREE_PREFIX.length;
   while (at < end) {
-    if (parent.compare(NODE_PREFIX, 0, NODE_PREFIX.length, at, at + NODE_PREFIX.length) !== 0) return null;
+    if (
+      at + NODE_PREFIX.length > end ||
+      parent.compare(NODE_PREFIX, 0, NODE_PREFIX.length, at, at + NODE_PREFIX.length) !== 0
+    ) {
+      return null;
+    }
     // The name: up to the first unescaped quote.
     const nameAt = at + NODE_PREFIX.length;
     let i = nameAt;
