@@ -37,21 +37,14 @@ export class RepositoryContext {
   }
 
   async loadBlob(entry: IndexEntry): Promise<Buffer> {
-    if (entry.type === 'tree') {
-      const pack = await this.treePack(entry.packId);
-      if (pack)
-        return decodeBlob(
-          this.key,
-          pack.subarray(entry.offset, entry.offset + entry.length),
-          entry,
-          entry.packId,
-        );
-    }
-    const sealed = await this.backend.load(packPath(entry.packId), {
-      offset: entry.offset,
-      length: entry.length,
-    });
-    return decodeBlob(this.key, sealed, entry, entry.packId);
+    return decodeBlob(this.key, await this.sealedBytes(entry), entry, entry.packId);
+  }
+
+  /** A blob's sealed bytes: a view of its tree pack when that is cached, else fetched by range. */
+  private async sealedBytes(entry: IndexEntry): Promise<Uint8Array> {
+    const pack = entry.type === 'tree' ? await this.treePack(entry.packId) : null;
+    if (pack) return pack.subarray(entry.offset, entry.offset + entry.length);
+    return this.backend.load(packPath(entry.packId), { offset: entry.offset, length: entry.length });
   }
 
   /**
@@ -85,18 +78,13 @@ export class RepositoryContext {
    */
   async sealedTree(index: MasterIndex, treeId: string): Promise<SealedTree> {
     const entry = treeEntry(index, treeId);
-    const pack = await this.treePack(entry.packId);
-    const sealed = pack
-      ? Uint8Array.prototype.slice.call(pack, entry.offset, entry.offset + entry.length)
-      : new Uint8Array(
-          await this.backend.load(packPath(entry.packId), { offset: entry.offset, length: entry.length }),
-        );
     return {
       id: treeId,
       packId: entry.packId,
       compressed: entry.compressed,
       uncompressedLength: entry.uncompressedLength,
-      sealed,
+      // A copy with an ArrayBuffer of its own.
+      sealed: new Uint8Array(await this.sealedBytes(entry)),
     };
   }
 }
