@@ -174,8 +174,6 @@ class Archiver {
   private readonly smallFiles = new Semaphore(SMALL_FILES_IN_FLIGHT);
   private readonly smallBatches = new Semaphore(SMALL_BATCHES_IN_FLIGHT);
   private readonly sealSlots = new Slots(SEALS_AT_ONCE);
-  /** Directory trees being sealed, until each settles (see saveDir). */
-  private readonly sealing = new Set<Promise<unknown>>();
   /** The first seal that failed: the walk stops at its next entry (see saveEntries). */
   private sealFailure: { err: unknown } | null = null;
   private readonly pool: BlobPool = sharedBlobPool();
@@ -184,8 +182,12 @@ class Archiver {
   private readonly diffsAhead = new Map<string, { diff: Promise<ParentDiff>; treeBytes: number }>();
   /** The parent trees' bytes (uncompressed) of the diffs in diffsAhead. */
   private diffTreeBytesAhead = 0;
-  /** Small-file reads started as diffs arrived, until each settles (see requestDiff). */
-  private readonly readsAhead = new Set<Promise<unknown>>();
+  /**
+   * Work the walk started and does not await where it started (small-file reads begun as diffs
+   * arrive, trees being sealed), until each settles: a failed backup waits for all of it before
+   * its cleanup, so nothing is left packing behind it.
+   */
+  private readonly workAhead = new Set<Promise<unknown>>();
   /** One per directory open in the walk, the innermost last (see refillDiffs). */
   private readonly diffCursors: DiffCursor[] = [];
   private saver: BlobSaver | null = null;
@@ -273,7 +275,7 @@ class Archiver {
       return { snapshotId, parentSnapshotId: parent?.id ?? null, stats: this.stats };
     } catch (err) {
       // No read started ahead, nor tree being sealed, is left packing behind the cleanup.
-      await Promise.allSettled([...this.readsAhead, ...this.sealing]);
+      await Promise.allSettled([...this.workAhead]);
       // Packs already stored are indexed anyway, so a retried or resumed backup does not upload them again.
       await saver.drain().catch(() => undefined);
       if (saver.stored.length > 0) {
@@ -396,15 +398,12 @@ class Archiver {
     this.seams.onDirectory?.(rel, 'done');
     await this.sealSlots.acquire();
     const treeId = this.sealDir(entries, results, against).finally(() => this.sealSlots.release());
-    const settled = treeId.then(
-      () => undefined,
-      (err: unknown) => {
+    this.untilSettled(
+      treeId.catch((err: unknown) => {
         // Seen by the walk at its next entry, not only when this directory's parent seals.
         this.sealFailure ??= { err };
-      },
+      }),
     );
-    this.sealing.add(settled);
-    void settled.then(() => this.sealing.delete(settled));
     return { treeId };
   }
 
@@ -512,6 +511,12 @@ class Archiver {
     this.emit(rel);
   }
 
+  /** Keeps `work` (which never rejects) in workAhead until it settles. */
+  private untilSettled(work: Promise<unknown>): void {
+    this.workAhead.add(work);
+    void work.then(() => this.workAhead.delete(work));
+  }
+
   /** The diff of a directory with its parent tree: the one requested ahead, or a new request. */
   private takeDiff(abs: string, rel: string, treeId: string): Promise<ParentDiff> {
     const ahead = this.diffsAhead.get(abs);
@@ -544,11 +549,7 @@ class Archiver {
     let reads = new Map<string, Promise<BatchedRead>>();
     if (diff.error === null && diff.parentError === null) {
       reads = this.readSmallFilesAhead(abs, rel, diff.entries);
-      if (reads.size > 0) {
-        const settled = Promise.allSettled(reads.values());
-        this.readsAhead.add(settled);
-        void settled.then(() => this.readsAhead.delete(settled));
-      }
+      if (reads.size > 0) this.untilSettled(Promise.allSettled(reads.values()));
       for (const e of diff.entries) if (!this.prefetchDiff(abs, rel, e)) break;
     }
     return { diff, tree, reads };

@@ -83,18 +83,14 @@ export class MasterIndex {
    * bytes, no object per blob; a malformed file is RepositoryCorrupt and adds nothing.
    */
   addBinary(bytes: Buffer, path: string): void {
-    walkBinaryIndex(bytes, path); // validates the whole file before anything is added
-    let o = 5;
-    for (let packs = bytes.readUInt32LE(1); packs > 0; packs--) {
-      const p = this.packNumber(bytes.toString('hex', o, o + 32), readSize(bytes, o + 32));
-      const n = bytes.readUInt32LE(o + 40);
-      o += PACK_RECORD;
-      for (let i = 0; i < n; i++, o += BLOB_ENTRY_SIZE) {
+    // Every record is checked before anything is added.
+    for (const pack of packRecords(bytes, path)) {
+      const p = this.packNumber(pack.id, pack.size);
+      for (let i = 0, o = pack.at; i < pack.count; i++, o += BLOB_ENTRY_SIZE) {
         const flags = (bytes[o] === 1 ? FLAG_TREE : 0) | ((bytes[o + 1]! & 1) === 1 ? FLAG_COMPRESSED : 0);
-        const at = o + BLOB_ENTRY_ID_AT;
         const offset = bytes.readUInt32LE(o + 2);
         const length = bytes.readUInt32LE(o + 6);
-        this.addEntry(bytes, at, p, flags, offset, length, bytes.readUInt32LE(o + 10));
+        this.addEntry(bytes, o + BLOB_ENTRY_ID_AT, p, flags, offset, length, bytes.readUInt32LE(o + 10));
       }
     }
   }
@@ -271,42 +267,47 @@ export function encodeIndexFile(packs: readonly IndexedPack[]): Buffer {
   return out;
 }
 
+/** A pack's record in a binary index file: its blobs' entries start at `at`. */
+interface PackRecord {
+  id: string;
+  size: number;
+  at: number;
+  count: number;
+}
+
 /**
- * Checks a binary index file's framing (counts that fit its length exactly, known type and
- * flag bytes) and returns its packs' count; RepositoryCorrupt otherwise.
+ * A binary index file's pack records, once its framing is checked (counts that fit its length
+ * exactly, known type and flag bytes); RepositoryCorrupt otherwise.
  */
-function walkBinaryIndex(bytes: Buffer, path: string): number {
+function packRecords(bytes: Buffer, path: string): PackRecord[] {
   const corrupt = () => new CofferError('RepositoryCorrupt', `${path} is not a valid index`, { path });
   if (bytes.length < 5 || bytes[0] !== BINARY_INDEX_VERSION) throw corrupt();
   const packs = bytes.readUInt32LE(1);
+  const records: PackRecord[] = [];
   let o = 5;
   for (let p = 0; p < packs; p++) {
     if (o + PACK_RECORD > bytes.length) throw corrupt();
-    const n = bytes.readUInt32LE(o + 40);
+    const id = bytes.toString('hex', o, o + 32);
+    const size = readSize(bytes, o + 32);
+    const count = bytes.readUInt32LE(o + 40);
     o += PACK_RECORD;
-    if (o + n * BLOB_ENTRY_SIZE > bytes.length) throw corrupt();
-    for (let i = 0; i < n; i++, o += BLOB_ENTRY_SIZE) {
+    if (o + count * BLOB_ENTRY_SIZE > bytes.length) throw corrupt();
+    records.push({ id, size, at: o, count });
+    for (let i = 0; i < count; i++, o += BLOB_ENTRY_SIZE) {
       if (bytes[o]! > 1 || bytes[o + 1]! > 1) throw corrupt();
     }
   }
   if (o !== bytes.length) throw corrupt();
-  return packs;
+  return records;
 }
 
 /** A binary index file's packs as objects (for prune and check, which work on them). */
 function decodeIndexFile(bytes: Buffer, path: string): IndexFileContent {
-  const count = walkBinaryIndex(bytes, path);
-  const packs: IndexedPack[] = [];
-  let o = 5;
-  for (let p = 0; p < count; p++) {
-    const id = bytes.toString('hex', o, o + 32);
-    const size = readSize(bytes, o + 32);
-    const n = bytes.readUInt32LE(o + 40);
-    o += PACK_RECORD;
+  const packs = packRecords(bytes, path).map(({ id, size, at, count }) => {
     const blobs: PackedBlob[] = [];
-    for (let i = 0; i < n; i++, o += BLOB_ENTRY_SIZE) blobs.push(readBlobEntry(bytes, o));
-    packs.push({ id, size, blobs });
-  }
+    for (let i = 0, o = at; i < count; i++, o += BLOB_ENTRY_SIZE) blobs.push(readBlobEntry(bytes, o));
+    return { id, size, blobs };
+  });
   return { version: 1, packs };
 }
 
