@@ -6,6 +6,7 @@ import { mapLimit, Slots } from '../concurrency.js';
 import type { IndexEntry, MasterIndex } from '../index/master-index.js';
 import { sharedBlobPool } from '../parallel/blob-pool.js';
 import type { EntryWork, RestoredMetadata, RestoreWrite } from '../parallel/restore-work.js';
+import { packRanges } from '../pack/pack-ranges.js';
 import { packPath } from '../pack/pack-writer.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot } from '../snapshot/snapshot.js';
@@ -394,26 +395,15 @@ class Restorer {
 
   private async restorePack(packId: string): Promise<void> {
     const blobs = [...this.packs.get(packId)!.values()].sort((a, b) => a.entry.offset - b.entry.offset);
-    let i = 0;
-    while (i < blobs.length) {
+    for (const { start, end, items } of packRanges(blobs, (b) => b.entry, MAX_RANGE_GAP, MAX_RANGE_SIZE)) {
       throwIfCancelled(this.opts.signal, 'the restore');
-      const start = blobs[i]!.entry.offset;
-      let end = start + blobs[i]!.entry.length;
-      let j = i + 1;
-      while (j < blobs.length) {
-        const e = blobs[j]!.entry;
-        if (e.offset - end > MAX_RANGE_GAP || e.offset + e.length - start > MAX_RANGE_SIZE) break;
-        end = Math.max(end, e.offset + e.length);
-        j++;
-      }
       let range: Buffer;
       try {
         range = await this.ctx.backend.load(packPath(packId), { offset: start, length: end - start });
       } catch (err) {
         // A missing or short pack damages the files that need it, not the rest of the restore.
         if (!isCofferError(err, 'RepositoryCorrupt')) throw err;
-        for (const b of blobs.slice(i, j)) this.markDamaged(b);
-        i = j;
+        for (const b of items) this.markDamaged(b);
         continue;
       }
       // Each blob goes to a pool thread still sealed: the thread opens it and writes it into its
@@ -422,7 +412,7 @@ class Restorer {
       const writing: Promise<void>[] = [];
       let failed: unknown = null;
       try {
-        for (const b of blobs.slice(i, j)) {
+        for (const b of items) {
           const sealed = range.subarray(b.entry.offset - start, b.entry.offset - start + b.entry.length);
           for (const t of b.targets) {
             if (failed !== null) break;
@@ -442,7 +432,6 @@ class Restorer {
         await Promise.all(writing);
       }
       if (failed !== null) throw failed;
-      i = j;
     }
   }
 
