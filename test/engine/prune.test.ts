@@ -1,7 +1,8 @@
 /**
  * The engine's prune on real repositories: it frees exactly what it reports, repacking keeps the
  * live blobs of mostly dead packs, a dry run changes nothing, packs condemned while a backup runs
- * wait for it (and are revived if it reused them), and a cancelled prune leaves a clean vault.
+ * wait for it (and are revived if it reused them), a cancelled prune leaves a clean vault, and
+ * many small index files are folded into one.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -194,6 +195,47 @@ for (const kind of backends()) {
       assert.ok(done.bytesFreed >= 1024 * 1024, JSON.stringify(done));
       await assertClean(repo);
       await assertRestores(repo, later.snapshotId, src);
+    });
+
+    test('folds many small index files into one; the vault checks clean, restores and still deduplicates', async () => {
+      const { repo, dir, src } = await fresh('compact');
+      // Every backup that stores data adds an index file: twelve backups, twelve files.
+      const snaps: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        await writeFile(join(src, `f${i}.bin`), randomBytes(40 * 1024));
+        snaps.push(await backup(repo, src, snaps.at(-1)));
+      }
+      const before = await dir.list('index');
+      assert.equal(before.length, 12);
+      // The first snapshot's root tree dies with it: the sweep rewrites that index file, and the
+      // fold then takes the sweep's file along with the other eleven.
+      await repo.forgetSnapshots([snaps[0]!]);
+
+      const dry = await repo.prune({ dryRun: true, backupsRunningAtHaveEnded: always });
+      assert.deepEqual((await dir.list('index')).sort(), before.sort(), 'a dry run writes nothing');
+      const r = await repo.prune({ backupsRunningAtHaveEnded: always });
+      const afterFiles = await dir.list('index');
+      assert.equal(r.packsDeleted, 1, JSON.stringify(r));
+      assert.equal(r.indexFilesRewritten, 1, JSON.stringify(r));
+      assert.equal(r.indexFilesCompacted, 12, JSON.stringify(r));
+      assert.equal(dry.indexFilesCompacted, r.indexFilesCompacted, 'the dry run predicts the fold');
+      assert.equal(afterFiles.length, 1, `index files left: ${afterFiles.join(', ')}`);
+      console.log(
+        `engine prune (${kind}): ${before.length} index files folded into ${afterFiles.length} ` +
+          `(${r.indexFilesRewritten} rewritten by the sweep, ${r.indexFilesCompacted} folded)`,
+      );
+      await assertClean(repo);
+      for (const id of snaps.slice(1))
+        await repo.restore({ snapshotId: id, target: join(work, `compact-${id.slice(0, 8)}`) });
+      await assertRestores(repo, snaps.at(-1)!, src);
+      // The folded index still knows every blob: the same tree backed up again stores nothing new.
+      const again = await repo.backup({ sourcePath: src });
+      assert.equal(again.stats.blobsNew, 0, JSON.stringify(again.stats));
+      await repo.commitSnapshot(again.snapshotId);
+      // Nothing left to fold.
+      const idle = await repo.prune({ backupsRunningAtHaveEnded: always });
+      assert.equal(idle.indexFilesCompacted, 0);
+      await assertClean(repo);
     });
 
     test('a cancelled prune stops, leaves a vault that checks clean, and the next prune finishes', async () => {

@@ -36,6 +36,11 @@ export interface PruneReport {
   bytesRepacked: number;
   /** Index files the sweep replaced so that no entry names a deleted pack. */
   indexFilesRewritten: number;
+  /**
+   * Small index files folded into fewer, larger ones (each backup that stores data adds one;
+   * prune folds them when more than eight are small). Nothing is removed from the index.
+   */
+  indexFilesCompacted: number;
   /** Indexed blobs that no committed or pending snapshot references (at the mark). */
   unreferencedBlobs: number;
   durationMs: number;

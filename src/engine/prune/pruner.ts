@@ -42,6 +42,15 @@ import type { PruneOptions, PruneProgress, PruneReport } from './prune-types.js'
 /** A pack is repacked when more than this share of its bytes is dead. */
 export const REPACK_THRESHOLD = 0.3;
 
+/**
+ * Index compaction (see compactIndex): an index file with fewer blobs than this is "small"; when
+ * more than COMPACT_INDEX_FILES_OVER files are small, they are folded into files of up to this
+ * many blobs each (about 5 MB sealed). Why: every backup that stores anything adds an index file,
+ * and every backup, restore and check loads them all, one request each (on S3, one GET each).
+ */
+export const INDEX_FILE_TARGET_BLOBS = 100_000;
+export const COMPACT_INDEX_FILES_OVER = 8;
+
 /** What the repository looks like at one instant: snapshots first, then the index they rely on. */
 interface RepoState {
   indexFiles: Map<string, IndexFileContent>;
@@ -61,6 +70,8 @@ class Pruner {
   private readonly dryRun: boolean;
   private readonly report: PruneReport;
   private readonly answers = new Map<number, Promise<boolean>>();
+  /** What the sweep did (or, in a dry run, would do) to index files: compactIndex starts from there. */
+  private swept: { removed: Set<string>; carried: IndexedPack[] } = { removed: new Set(), carried: [] };
 
   constructor(
     private readonly ctx: RepositoryContext,
@@ -74,6 +85,7 @@ class Pruner {
       packsRepacked: 0,
       bytesRepacked: 0,
       indexFilesRewritten: 0,
+      indexFilesCompacted: 0,
       unreferencedBlobs: 0,
       durationMs: 0,
       dryRun: this.dryRun,
@@ -109,6 +121,7 @@ class Pruner {
     const mark = await this.mark(lists);
     if (mark.list) lists.push(mark.list);
     await this.sweep(lists, mark.copied);
+    await this.compactIndex();
     this.report.durationMs = Math.round(performance.now() - started);
     return this.report;
   }
@@ -327,6 +340,7 @@ class Pruner {
       for (const p of c.packs) if (!doomed.has(p.id) && !keptElsewhere.has(p.id)) carried.set(p.id, p);
     }
     this.report.indexFilesRewritten = rewrite.length;
+    this.swept = { removed: rewritten, carried: [...carried.values()] };
     const doomedList = [...doomed];
     const total = doomedList.length;
     let done = 0;
@@ -346,5 +360,54 @@ class Pruner {
       this.progress('sweep', ++done, total);
     }
     if (!this.dryRun) for (const l of due) await removeCondemnedList(backend, l);
+  }
+
+  /**
+   * Folds the small index files into few (INDEX_FILE_TARGET_BLOBS). Runs after the sweep, on a
+   * fresh listing: the sweep has already removed every listing of a deleted pack, and only a
+   * prune (one per vault at a time) removes index files, so what is folded here is exactly what
+   * the files say. Backups running meanwhile only add files, which this does not touch; readers
+   * that list the directory while the old files go find the new ones (loadAllFiles). New files
+   * are written before the old ones are removed: a crash in between leaves packs listed twice
+   * (identically), which readers accept and the next prune folds away.
+   */
+  private async compactIndex(): Promise<void> {
+    this.cancelled();
+    const { backend, key } = this.ctx;
+    const files = await loadAllFiles(backend, 'index', (name) => readIndexFile(backend, key, name));
+    if (this.dryRun) {
+      // Nothing was written: fold what the sweep would have left.
+      for (const name of this.swept.removed) files.delete(name);
+      if (this.swept.carried.length > 0) files.set('(sweep)', { version: 1, packs: this.swept.carried });
+    }
+    const blobsOf = (c: IndexFileContent) => c.packs.reduce((n, p) => n + p.blobs.length, 0);
+    const small = [...files].filter(([, c]) => blobsOf(c) < INDEX_FILE_TARGET_BLOBS);
+    if (small.length <= COMPACT_INDEX_FILES_OVER) return;
+    const folded = new Set(small.map(([name]) => name));
+    // A pack a full file lists stays listed there; the rest are listed once each.
+    const listed = new Set<string>();
+    for (const [name, c] of files) if (!folded.has(name)) for (const p of c.packs) listed.add(p.id);
+    const groups: IndexedPack[][] = [];
+    let group: IndexedPack[] = [];
+    let blobs = 0;
+    for (const [, c] of small) {
+      for (const p of c.packs) {
+        if (listed.has(p.id)) continue;
+        listed.add(p.id);
+        if (group.length > 0 && blobs + p.blobs.length > INDEX_FILE_TARGET_BLOBS) {
+          groups.push(group);
+          group = [];
+          blobs = 0;
+        }
+        group.push(p);
+        blobs += p.blobs.length;
+      }
+    }
+    if (group.length > 0) groups.push(group);
+    this.report.indexFilesCompacted = small.length;
+    if (this.dryRun) return;
+    this.cancelled();
+    for (const g of groups) await writeIndexFile(backend, key, g);
+    for (const [name] of small) await backend.remove(`index/${name}`);
   }
 }
