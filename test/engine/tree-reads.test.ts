@@ -1,8 +1,9 @@
 /**
  * How an incremental backup reads its parent's trees: by range, neighbours together, so that
  * after many backups it reads about what the parent snapshot's trees weigh and not every tree
- * pack that holds one of them (repository-context.ts sealedTreeBytes); and the grouping of
- * neighbouring blobs into reads (pack-ranges.ts).
+ * pack that holds one of them (repository-context.ts sealedTreeBytes); a shared read that fails
+ * costs only the trees it could not read; and how neighbouring blobs are grouped into reads
+ * (pack-ranges.ts).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Repository } from '../../src/engine/index.js';
+import type { RepositoryContext } from '../../src/engine/repository/repository-context.js';
+import { CofferError } from '../../src/errors/coffer-error.js';
 import { packRanges } from '../../src/engine/pack/pack-ranges.js';
+import { packPath } from '../../src/engine/pack/pack-writer.js';
 import { LocalBackend } from '../../src/storage/local/local-backend.js';
 import { newRepository, removeDir, tempDir } from './source-tree-fixture.js';
 
@@ -81,6 +85,51 @@ describe('parent trees of an incremental backup', () => {
     // Neighbours share reads: fewer reads than the 32 directories whose trees are needed.
     assert.ok(late.loads < 32, `${late.loads} reads`);
   });
+});
+
+/** A local backend whose reads of one pack fail wherever they cover one byte (a bad sector, say). */
+class BadSpotBackend extends LocalBackend {
+  spot: { path: string; offset: number } | null = null;
+  override async load(path: string, range?: { offset: number; length: number }): Promise<Buffer> {
+    const s = this.spot;
+    if (
+      s &&
+      path === s.path &&
+      (!range || (range.offset <= s.offset && s.offset < range.offset + range.length))
+    ) {
+      throw new CofferError('RepositoryCorrupt', `${path}: unreadable at ${s.offset}`, { path });
+    }
+    return super.load(path, range);
+  }
+}
+
+test('a shared read that fails costs only the trees it could not read: the others are read alone', async () => {
+  const work = await tempDir('tree-reads-bad-spot');
+  try {
+    const src = join(work, 'src');
+    for (const d of ['hurt', 'keep']) {
+      await mkdir(join(src, d), { recursive: true });
+      for (let i = 0; i < 20; i++) await writeFile(join(src, d, `f-${i}`), `${d} ${i}\n`);
+    }
+    const vault = join(work, 'vault');
+    const repo = await newRepository(vault);
+    const first = await repo.backup({ sourcePath: src });
+    await repo.commitSnapshot(first.snapshotId);
+    const root = await repo.readTree((await repo.loadSnapshot(first.snapshotId)).rootTreeId);
+    const backend = new BadSpotBackend(vault);
+    const reopened = await Repository.open(backend, 'correct horse');
+    const ctx = (reopened as unknown as { ctx: RepositoryContext }).ctx;
+    const hurt = (await ctx.loadIndex()).get(root.find((n) => n.name === 'hurt')!.subtree!)!;
+    // Both subdirectories' trees are asked for in one turn and share a read, which fails.
+    backend.spot = { path: packPath(hurt.packId), offset: hurt.offset + 1 };
+    const r = await reopened.backup({ sourcePath: src, parentSnapshotId: first.snapshotId });
+    assert.equal(r.stats.warnings.length, 1, JSON.stringify(r.stats.warnings));
+    assert.match(r.stats.warnings[0]!, /^hurt: parent tree unreadable, files re-read/);
+    assert.equal(r.stats.filesUnmodified, 20, 'keep/ was compared as usual');
+    assert.equal(r.stats.filesNew, 20, 'hurt/ was read again');
+  } finally {
+    await removeDir(work);
+  }
 });
 
 test('packRanges: neighbours closer than the gap share a read, no read grows past the cap', () => {

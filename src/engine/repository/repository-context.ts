@@ -120,11 +120,20 @@ export class RepositoryContext {
             }
           },
           (err: unknown) => {
-            for (const r of items) r.reject(err);
+            // A shared read fails as a whole (a truncated pack, say): each tree is then read alone,
+            // so that one damaged tree costs only its own directory (archiver.ts re-reads its files).
+            if (items.length === 1) items[0]!.reject(err);
+            else for (const r of items) this.loadAlone(packId, r);
           },
         );
       }
     }
+  }
+
+  private loadAlone(packId: string, r: TreeRead): void {
+    this.backend
+      .load(packPath(packId), { offset: r.entry.offset, length: r.entry.length })
+      .then(r.resolve, r.reject);
   }
 
   async loadTree(index: MasterIndex, treeId: string): Promise<TreeNode[]> {
