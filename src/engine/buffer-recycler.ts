@@ -32,6 +32,15 @@ function sizeFor(length: number): number {
 }
 
 /**
+ * Bytes `b` may grow to in place: the rest of its pooled buffer when it starts one (`take` may
+ * hand out a view of a larger buffer), else its length.
+ */
+export function capacity(b: Buffer): number {
+  const ab = b.buffer;
+  return b.byteOffset === 0 && ab instanceof ArrayBuffer && pooled.has(ab) ? ab.byteLength : b.length;
+}
+
+/**
  * ArrayBuffers of the recycler's making that this thread holds (taken here, or received from
  * another thread's recycler): only these may travel whole though a view covers part of them.
  */
@@ -75,9 +84,13 @@ export class BufferRecycler {
   take(length: number): Buffer {
     if (length < RECYCLE_MIN || length > RECYCLE_MAX) return Buffer.allocUnsafeSlow(length);
     const size = sizeFor(length);
-    const ab = this.free.get(size)?.pop();
-    if (ab) {
-      this.keptBytes -= size;
+    // A kept buffer up to two sizes larger serves too. Why: chunk sizes spread over several
+    // sizes, and a free list holding only others sent the thread to fresh memory (page faults)
+    // while it held buffers that would have done (see `capacity`).
+    for (let s = size; s <= Math.min(4 * size, RECYCLE_MAX); s *= 2) {
+      const ab = this.free.get(s)?.pop();
+      if (!ab) continue;
+      this.keptBytes -= s;
       return Buffer.from(ab, 0, length);
     }
     const fresh = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;

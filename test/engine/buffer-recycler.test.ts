@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import {
   adoptPooled,
   BufferRecycler,
+  capacity,
   isRecycledSize,
   RECYCLE_MIN,
   threadRecycler,
@@ -29,6 +30,23 @@ describe('BufferRecycler', () => {
     r.give(small.buffer as ArrayBuffer);
     r.give(new ArrayBuffer(RECYCLE_MIN));
     assert.equal(r.kept, 0);
+  });
+
+  it('serves a request from a kept buffer up to two sizes larger, never from a fresh one then', () => {
+    const r = new BufferRecycler(64 * 1024 * 1024);
+    const big = r.take(3 << 20);
+    assert.equal(big.buffer.byteLength, 4 << 20);
+    r.give(big.buffer as ArrayBuffer);
+    const a = r.take(1 << 20);
+    assert.equal(a.buffer, big.buffer, 'a 4 MiB buffer serves a 1 MiB request');
+    assert.equal(a.length, 1 << 20);
+    assert.equal(capacity(a), 4 << 20, 'and may grow in place to all of it');
+    assert.equal(r.kept, 0);
+    r.give(a.buffer as ArrayBuffer);
+    const tiny = r.take(RECYCLE_MIN);
+    assert.notEqual(tiny.buffer, big.buffer, 'but not one more than two sizes larger');
+    assert.equal(r.kept, 4 << 20);
+    assert.equal(capacity(Buffer.alloc(10)), 10, 'a buffer of no recycler: its own length');
   });
 
   it('keeps no more than its cap', () => {

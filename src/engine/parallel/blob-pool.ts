@@ -95,16 +95,16 @@ export interface PoolThread {
   contexts: Set<number>;
   /** Set when the thread died: a request to it (a file session it held) fails at once. */
   dead: Error | null;
+  /** Buffers this thread made that the main thread is done with, sent with its next request. */
+  released: ArrayBuffer[];
 }
 
 export class BlobPool {
   private readonly threads: PoolThread[] = [];
   private readonly pending = new Map<number, Pending & { thread: PoolThread }>();
   private readonly contextIds = new WeakMap<ReadContext, number>();
-  /** Buffers that came from threads (see release). */
-  private readonly fromThreads = new WeakSet<ArrayBuffer>();
-  /** Released buffers, sent along with the next request (see release). */
-  private released: ArrayBuffer[] = [];
+  /** Buffers that came from threads, and the thread that made each (see release). */
+  private readonly fromThreads = new WeakMap<ArrayBuffer, PoolThread>();
   private seq = 0;
   /** Restore writes gathered for the next batch (see restoreWrite). */
   private writeBatch: WriteBatch | null = null;
@@ -130,14 +130,21 @@ export class BlobPool {
     if (this.size === 0 || length < INLINE_BELOW) return encodeBlob(key, type, plaintext, id, level);
     // Otherwise a copy the worker can own: the caller's buffer may be a slice of a larger one.
     const data = give ? wholeBuffer(plaintext) : copyOut(plaintext);
+    // A chunk read on a thread is best encoded there, when that thread is as free as any: else
+    // its buffer travels back there afterwards (see release).
+    const home = give ? this.fromThreads.get(data) : undefined;
+    if (home) this.fromThreads.delete(data);
+    const thread = this.pick(home);
+    const sendBack = home !== undefined && home !== thread;
     const seq = ++this.seq;
-    const req: PoolRequest = { op: 'encode', seq, key, type, id, level, data, length };
-    const reply = await this.post(req, [data], this.pick());
+    const req: PoolRequest = { op: 'encode', seq, key, type, id, level, data, length, sendBack };
+    const reply = await this.post(req, [data], thread);
     if (reply.kind !== 'blob') throw new Error(`blob pool: ${reply.kind} reply to an encode`);
+    if (reply.plain && home) this.sendHome(reply.plain, home);
     return {
       id,
       type,
-      sealed: this.adopt(reply.data, reply.length),
+      sealed: this.adopt(reply.data, reply.length, thread),
       compressed: reply.compressed,
       uncompressedLength: length,
     };
@@ -246,7 +253,8 @@ export class BlobPool {
     const reply = await this.post(req, [], thread);
     if (reply.kind !== 'tree') throw new Error(`blob pool: ${reply.kind} reply to a tree build`);
     const { id, compressed, uncompressedLength } = reply;
-    return { id, type: 'tree', sealed: this.adopt(reply.data, reply.length), compressed, uncompressedLength };
+    const sealed = this.adopt(reply.data, reply.length, thread);
+    return { id, type: 'tree', sealed, compressed, uncompressedLength };
   }
 
   /**
@@ -273,7 +281,7 @@ export class BlobPool {
     };
     const reply = await this.post(req, [], thread);
     if (reply.kind !== 'small-files') throw new Error(`blob pool: ${reply.kind} reply to a small-file read`);
-    const adopt = (data: ArrayBuffer, length: number) => this.adopt(data, length);
+    const adopt = (data: ArrayBuffer, length: number) => this.adopt(data, length, thread);
     return reply.outcomes.map((o) => (o.status === 'grew' ? o : partFromWire(o, adopt)));
   }
 
@@ -411,9 +419,9 @@ export class BlobPool {
     return reply.outcomes;
   }
 
-  /** A buffer a thread sent (its first `length` bytes), which `release` may send back. */
-  adopt(data: ArrayBuffer, length: number): Buffer {
-    this.fromThreads.add(data);
+  /** A buffer `thread` sent (its first `length` bytes), which `release` may send back. */
+  adopt(data: ArrayBuffer, length: number, thread: PoolThread): Buffer {
+    this.fromThreads.set(data, thread);
     return fromWire(data, length);
   }
 
@@ -422,8 +430,11 @@ export class BlobPool {
    * goes back with the next request, for that thread to reuse (buffer-recycler.ts). Why: the
    * main thread allocates few objects, so V8 collects it rarely, and its dead blob buffers (with
    * the malloc arenas of the threads that allocated them) reached over a hundred MB of RSS.
-   * Without threads, the buffer goes to this thread's recycler. Buffers not from a thread are
-   * left alone.
+   * It goes to the thread that made it: sent to whichever thread was next, a reading thread's
+   * chunk buffers piled up in the recycler of the thread that encoded them, past its cap, while
+   * the reader kept mapping fresh ones (on the large benchmark tree, 1.1 GB of page faults for
+   * 1.8 GB read). Without threads, the buffer goes to this thread's recycler. Buffers not from
+   * a thread are left alone.
    */
   release(buf: Buffer): void {
     const ab = buf.buffer;
@@ -431,9 +442,15 @@ export class BlobPool {
       threadRecycler.give(ab);
       return;
     }
-    if (!(ab instanceof ArrayBuffer) || !this.fromThreads.has(ab)) return;
-    this.fromThreads.delete(ab);
-    this.released.push(ab);
+    const home = ab instanceof ArrayBuffer ? this.fromThreads.get(ab) : undefined;
+    if (!home) return;
+    this.fromThreads.delete(ab as ArrayBuffer);
+    this.sendHome(ab as ArrayBuffer, home);
+  }
+
+  /** Queues a buffer for the thread that made it (a dead thread's are left to the collector). */
+  private sendHome(ab: ArrayBuffer, home: PoolThread): void {
+    if (!home.dead) home.released.push(ab);
   }
 
   /** Stops the threads; pending requests fail. Only tests and process shutdown need this. */
@@ -448,11 +465,11 @@ export class BlobPool {
     if (thread.inFlight === 1) thread.worker.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(req.seq, { resolve, reject, thread });
-      if (this.released.length === 0) {
+      if (thread.released.length === 0) {
         thread.worker.postMessage(req, transfer);
       } else {
-        const dispose = this.released;
-        this.released = [];
+        const dispose = thread.released;
+        thread.released = [];
         thread.worker.postMessage({ ...req, dispose }, [...transfer, ...dispose]);
       }
     });
@@ -468,18 +485,30 @@ export class BlobPool {
     while (this.threads.length < this.size) this.spawn();
   }
 
-  /** The least busy thread, starting a new one while fewer than `size` exist. */
-  private pick(): PoolThread {
+  /**
+   * The least busy thread, starting a new one while fewer than `size` exist; `prefer` when it is
+   * alive and as little busy as that one.
+   */
+  private pick(prefer?: PoolThread): PoolThread {
     let best: PoolThread | undefined;
     for (const t of this.threads) if (!best || t.inFlight < best.inFlight) best = t;
-    if (best && (best.inFlight === 0 || this.threads.length >= this.size)) return best;
+    if (best && (best.inFlight === 0 || this.threads.length >= this.size)) {
+      return prefer && !prefer.dead && prefer.inFlight <= best.inFlight ? prefer : best;
+    }
     return this.spawn();
   }
 
   private spawn(): PoolThread {
     // One the CLI started before its code loaded (thread-start.ts), else a new one.
     const worker = takeThreadStartedAhead() ?? startEngineWorker();
-    const thread: PoolThread = { worker, inFlight: 0, diffBatches: 0, contexts: new Set(), dead: null };
+    const thread: PoolThread = {
+      worker,
+      inFlight: 0,
+      diffBatches: 0,
+      contexts: new Set(),
+      dead: null,
+      released: [],
+    };
     // An unref before the thread is online does not hold: a thread started ahead of work (warm)
     // and never used kept the process from exiting. Again once online, unless work came since.
     worker.once('online', () => {
@@ -496,6 +525,7 @@ export class BlobPool {
     });
     const fail = (err: Error) => {
       thread.dead ??= err;
+      thread.released = [];
       // A thread that dies (out of memory, a crash in the native compressor) fails what it held;
       // later requests go to a fresh thread.
       const i = this.threads.indexOf(thread);
@@ -607,7 +637,8 @@ class ThreadFile implements PooledFile {
     this.open = true;
     const result = await reply;
     if (result.kind !== 'part') throw new Error(`blob pool: ${result.kind} reply to a file read`);
-    const part = partFromWire(result.part, (data, length) => this.pool.adopt(data, length));
+    const thread = this.thread;
+    const part = partFromWire(result.part, (data, length) => this.pool.adopt(data, length, thread));
     if (part.status === 'error' || part.eof) this.open = false;
     return part;
   }

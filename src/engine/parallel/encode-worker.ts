@@ -29,16 +29,19 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
         req.id,
         req.level,
       );
-      // The plaintext is done with: its buffer serves the next read or seal on this thread.
-      threadRecycler.give(req.data);
+      // The plaintext is done with: its buffer serves the next read or seal on the thread that
+      // made it (this one, or the reader it goes back to).
+      if (!req.sendBack) threadRecycler.give(req.data);
       const data = wholeBuffer(blob.sealed);
+      const plain = req.sendBack ? req.data : null;
       const result: PoolResult = {
         kind: 'blob',
         data,
         length: blob.sealed.length,
         compressed: blob.compressed,
+        plain,
       };
-      return { result, transfer: [data] };
+      return { result, transfer: plain ? [data, plain] : [data] };
     }
     case 'scan':
       return { result: { kind: 'scan', dir: scanDirectories(req.path, req.ahead) }, transfer: [] };

@@ -22,7 +22,7 @@ import {
 import type { BigIntStats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { type ChunkerParams, CutPointFinder } from '../chunker/fastcdc.js';
-import { threadRecycler } from '../buffer-recycler.js';
+import { capacity, threadRecycler } from '../buffer-recycler.js';
 import { encodeBlob } from '../pack/blob-codec.js';
 import { compareNames, type TreeNode } from '../tree/tree.js';
 import { filterHas } from './known-filter.js';
@@ -318,6 +318,9 @@ export class FileSession {
 
   private appendCarry(piece: Buffer): void {
     const need = this.carryBytes + piece.length;
+    if (this.carry && this.carry.length < need && capacity(this.carry) >= need) {
+      this.carry = Buffer.from(this.carry.buffer, 0, capacity(this.carry));
+    }
     if (!this.carry || this.carry.length < need) {
       // Grows by doubling from the average chunk size; no chunk outgrows the chunker's maximum.
       const room = Math.max(

@@ -32,6 +32,11 @@ export type PoolRequest =
       /** The plaintext: the first `length` bytes of `data`, transferred. */
       data: ArrayBuffer;
       length: number;
+      /**
+       * The plaintext's buffer was made by another thread: send it back with the reply (as
+       * `plain`) for the pool to return it there, instead of keeping it (buffer-recycler.ts).
+       */
+      sendBack: boolean;
     }
   /** Lists a directory, and its subdirectories up to about `ahead` entries (scanDirectories). */
   | { op: 'scan'; seq: number; path: string; ahead: number }
@@ -132,7 +137,7 @@ export type SmallFileWire = FilePartWire | { status: 'grew' };
 
 export type PoolResult =
   /** The sealed blob: the first `length` bytes of `data`. */
-  | { kind: 'blob'; data: ArrayBuffer; length: number; compressed: boolean }
+  | { kind: 'blob'; data: ArrayBuffer; length: number; compressed: boolean; plain: ArrayBuffer | null }
   | { kind: 'scan'; dir: ScannedDir }
   /** In the order of the request's `dirs`. */
   | { kind: 'diffs'; diffs: DirDiff[] }

@@ -41,7 +41,7 @@ export function partFromWire(
 ): FilePartOutcome {
   if (wire.status !== 'part') return wire;
   const chunks = wire.chunks.map((c): PartChunk => {
-    if (c.kind === 'plain') return { ...c, data: fromWire(c.data, c.length) };
+    if (c.kind === 'plain') return { ...c, data: adopt(c.data, c.length) };
     if (c.kind === 'sealed') {
       const { sealedLength, ...rest } = c;
       return { ...rest, sealed: adopt(c.sealed, sealedLength) };
