@@ -132,8 +132,7 @@ export class BlobPool {
     const data = give ? wholeBuffer(plaintext) : copyOut(plaintext);
     // A chunk read on a thread is best encoded there, when that thread is as free as any: else
     // its buffer travels back there afterwards (see release).
-    const home = give ? this.fromThreads.get(data) : undefined;
-    if (home) this.fromThreads.delete(data);
+    const home = give ? this.claim(data) : undefined;
     const thread = this.pick(home);
     const sendBack = home !== undefined && home !== thread;
     const seq = ++this.seq;
@@ -442,10 +441,16 @@ export class BlobPool {
       threadRecycler.give(ab);
       return;
     }
-    const home = ab instanceof ArrayBuffer ? this.fromThreads.get(ab) : undefined;
-    if (!home) return;
-    this.fromThreads.delete(ab as ArrayBuffer);
-    this.sendHome(ab as ArrayBuffer, home);
+    if (!(ab instanceof ArrayBuffer)) return;
+    const home = this.claim(ab);
+    if (home) this.sendHome(ab, home);
+  }
+
+  /** The thread that made `ab`, which the caller now takes charge of (it is no longer tracked). */
+  private claim(ab: ArrayBuffer): PoolThread | undefined {
+    const home = this.fromThreads.get(ab);
+    if (home) this.fromThreads.delete(ab);
+    return home;
   }
 
   /** Queues a buffer for the thread that made it (a dead thread's are left to the collector). */
