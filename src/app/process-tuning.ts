@@ -22,7 +22,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import { packageRoot } from './install-paths.js';
+import { packageRoot } from '../platform/install-paths.js';
 
 /** Allocations from this size up are mapped on their own (glibc's M_MMAP_THRESHOLD). */
 export const MMAP_THRESHOLD_BYTES = 256 * 1024;

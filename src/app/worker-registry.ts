@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { WorkerBeat } from '../catalog/store.js';
 import type { Logger } from '../observability/logger.js';
-import { packageRoot } from './install-paths.js';
+import { packageRoot } from '../platform/install-paths.js';
 import type { AppContext } from './context.js';
 
 /** The worker's heartbeat period: a third of the lease TTL, from 0.5 s to 10 s. */

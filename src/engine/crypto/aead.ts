@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { threadRecycler } from '../buffer-recycler.js';
+import { type NativeAesGcm, nativeAesGcm } from './native-aes-gcm.js';
 
 /** Length of an AES-256 key. The master key and every key-encryption key have this size. */
 export const KEY_LENGTH = 32;
@@ -25,8 +26,60 @@ function nextNonce(): Buffer {
   return nonce;
 }
 
-/** Bytes encrypted per cipher update in `seal`: below the allocator's mmap threshold. */
+/** Bytes encrypted per cipher update by node:crypto: below the allocator's mmap threshold. */
 const SEAL_SLICE = 64 * 1024;
+
+/**
+ * AES-256-GCM through node:crypto, behind the addon's interface: the fallback when the addon is
+ * not built, and the reference the addon is tested against. update() returns a fresh buffer as
+ * large as its input, so it runs in slices (a chunk-sized one per blob would be mapped and
+ * unmapped by the allocator every time: app/process-tuning.ts).
+ */
+export const nodeCryptoAesGcm: NativeAesGcm = {
+  seal(key, nonce, plaintext, out) {
+    if (out.length !== plaintext.length + TAG_LENGTH)
+      throw new RangeError('out must be plaintext.length + 16 bytes');
+    const cipher = createCipheriv('aes-256-gcm', key, nonce);
+    let written = 0;
+    for (let at = 0; at < plaintext.length; at += SEAL_SLICE) {
+      const part = cipher.update(plaintext.subarray(at, at + SEAL_SLICE));
+      out.set(part, written);
+      written += part.length;
+    }
+    const tail = cipher.final();
+    out.set(tail, written);
+    out.set(cipher.getAuthTag(), written + tail.length);
+  },
+  open(key, nonce, ciphertext, tag, out) {
+    if (out.length < ciphertext.length) throw new RangeError('out must be as long as the ciphertext');
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+    decipher.setAuthTag(tag);
+    try {
+      let written = 0;
+      for (let at = 0; at < ciphertext.length; at += SEAL_SLICE) {
+        const part = decipher.update(ciphertext.subarray(at, at + SEAL_SLICE));
+        out.set(part, written);
+        written += part.length;
+      }
+      out.set(decipher.final(), written);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+};
+
+/**
+ * The cipher this thread uses: the addon (native/aes-gcm), which writes straight into the
+ * output buffer, or node:crypto. Why the addon: node:crypto's outputs were short-lived buffers
+ * of 64 KiB, one per slice of every chunk, that waited for the engine threads' collector in the
+ * C allocator's arenas (30-45 MiB at the peak of a large first backup), plus a copy of each.
+ */
+const cipher: NativeAesGcm = nativeAesGcm() ?? nodeCryptoAesGcm;
+
+/** Which implementation `seal` and `open` use on this thread (for diagnostics and tests). */
+export const cipherImplementation: 'native' | 'node:crypto' =
+  cipher === nodeCryptoAesGcm ? 'node:crypto' : 'native';
 
 /**
  * Encrypts with AES-256-GCM under a fresh random 96-bit nonce; output is nonce || ciphertext || tag.
@@ -36,33 +89,28 @@ const SEAL_SLICE = 64 * 1024;
  */
 export function seal(key: Uint8Array, plaintext: Uint8Array): Buffer {
   const nonce = nextNonce();
-  const cipher = createCipheriv('aes-256-gcm', key, nonce);
   const out = threadRecycler.take(NONCE_LENGTH + plaintext.length + TAG_LENGTH);
   nonce.copy(out, 0);
-  let written = NONCE_LENGTH;
-  // In slices: update() returns a fresh buffer as large as its input, and a chunk-sized one per
-  // blob would be mapped and unmapped by the allocator every time (app/process-tuning.ts).
-  for (let at = 0; at < plaintext.length; at += SEAL_SLICE) {
-    written += cipher.update(plaintext.subarray(at, at + SEAL_SLICE)).copy(out, written);
-  }
-  written += cipher.final().copy(out, written);
-  cipher.getAuthTag().copy(out, written);
+  cipher.seal(key, nonce, plaintext, out.subarray(NONCE_LENGTH));
   return out;
 }
 
-/** Decrypts what `seal` produced; returns null (never throws) when authentication fails. */
+/** Decrypts what `seal` produced into a new buffer; returns null (never throws) when authentication fails. */
 export function open(key: Uint8Array, sealed: Uint8Array): Buffer | null {
   if (sealed.length < SEAL_OVERHEAD) return null;
+  return openInto(key, sealed, Buffer.allocUnsafeSlow(sealed.length - SEAL_OVERHEAD));
+}
+
+/**
+ * Decrypts what `seal` produced into `out` (at least `sealed.length - SEAL_OVERHEAD` bytes, not
+ * overlapping `sealed`); returns the view of `out` that holds the plaintext, or null when
+ * authentication fails (then `out` holds nothing to use).
+ */
+export function openInto(key: Uint8Array, sealed: Uint8Array, out: Buffer): Buffer | null {
+  if (sealed.length < SEAL_OVERHEAD) return null;
+  const length = sealed.length - SEAL_OVERHEAD;
   const nonce = sealed.subarray(0, NONCE_LENGTH);
   const tag = sealed.subarray(sealed.length - TAG_LENGTH);
   const body = sealed.subarray(NONCE_LENGTH, sealed.length - TAG_LENGTH);
-  const decipher = createDecipheriv('aes-256-gcm', key, nonce);
-  decipher.setAuthTag(tag);
-  try {
-    const head = decipher.update(body);
-    const tail = decipher.final();
-    return tail.length === 0 ? head : Buffer.concat([head, tail]);
-  } catch {
-    return null;
-  }
+  return cipher.open(key, nonce, body, tag, out) ? out.subarray(0, length) : null;
 }

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyReply } from 'fastify';
-import { packageRoot } from '../../app/install-paths.js';
+import { packageRoot } from '../../platform/install-paths.js';
 import type { Api } from '../deps.js';
 
 /** dist/src/web, where `npm run build` writes the dashboard's bundle. */

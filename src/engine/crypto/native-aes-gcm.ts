@@ -1,0 +1,31 @@
+/**
+ * The AES-256-GCM addon (native/aes-gcm): OpenSSL's cipher, as node:crypto runs it, writing into
+ * buffers the caller owns instead of returning a fresh one per call (aead.ts says why). Loaded
+ * once per thread; when it is not built, or COFFER_NATIVE_CIPHER=off, aead.ts uses node:crypto
+ * and seals and opens the very same bytes.
+ */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { packageRoot } from '../../platform/install-paths.js';
+
+export interface NativeAesGcm {
+  /** Writes ciphertext then the 16-byte tag into `out` (exactly plaintext.length + 16 bytes). */
+  seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void;
+  /** True when `tag` authenticates; the plaintext is then the first ciphertext.length bytes of `out`. */
+  open(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): boolean;
+}
+
+let addon: NativeAesGcm | null | undefined;
+
+/** The addon, or null when it is not built or switched off. */
+export function nativeAesGcm(env: NodeJS.ProcessEnv = process.env): NativeAesGcm | null {
+  if (addon !== undefined) return addon;
+  if (env.COFFER_NATIVE_CIPHER === 'off') return (addon = null);
+  const file = join(packageRoot(), 'native', 'aes-gcm', 'build', 'Release', 'aes_gcm.node');
+  try {
+    addon = createRequire(import.meta.url)(file) as NativeAesGcm;
+  } catch {
+    addon = null;
+  }
+  return addon;
+}
