@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import zstd from 'zstd-napi';
 import zbind from 'zstd-napi/binding.js';
 import { CofferError } from '../../errors/coffer-error.js';
-import { open, seal } from '../crypto/aead.js';
+import { open, openInto, SEAL_OVERHEAD, seal } from '../crypto/aead.js';
 
 export type BlobType = 'data' | 'tree';
 
@@ -58,9 +58,9 @@ export type LocatedBlob = BlobRef & { offset: number; length: number };
  * Decrypts, decompresses and verifies that the plaintext hashes to the blob's id. With
  * `transient`, a compressed blob is decompressed into this thread's reused buffer and the result
  * is a view, valid only until the next transient decode on the thread: for callers that write or
- * verify the plaintext at once (restore, check, prune). Why: a restore decompressed every byte
- * of the tree into a fresh buffer, and the page faults of those short-lived buffers were a large
- * share of its system time.
+ * verify the plaintext at once (restore, check, prune); the ciphertext is decrypted into a reused
+ * buffer too. Why: a restore decompressed every byte of the tree into a fresh buffer, and the
+ * page faults of those short-lived buffers were a large share of its system time.
  */
 export function decodeBlob(
   key: Buffer,
@@ -69,7 +69,7 @@ export function decodeBlob(
   packId: string,
   transient = false,
 ): Buffer {
-  const body = open(key, sealed);
+  const body = transient ? openToScratch(key, sealed, ref.compressed) : open(key, sealed);
   if (!body) {
     throw new CofferError('RepositoryCorrupt', `blob ${ref.id} in pack ${packId} fails authentication`, {
       blobId: ref.id,
@@ -104,13 +104,28 @@ export function decodeBlob(
 
 let dctx: InstanceType<typeof zbind.DCtx> | null = null;
 let plainScratch: Buffer | null = null;
+let openedScratch: Buffer | null = null;
+
+/** A reused buffer of this thread, at least `length` bytes (grown in whole MiB, never shrunk). */
+function scratchOf(current: Buffer | null, length: number): Buffer {
+  return current && current.length >= length ? current : Buffer.allocUnsafeSlow(Math.max(length, 1 << 20));
+}
+
+/**
+ * Decrypts into a reused buffer (see decodeBlob): a compressed body into the one decompression
+ * reads from, an uncompressed one straight into the plaintext buffer, so either way the result
+ * lives until the next transient decode, and the two never overlap.
+ */
+function openToScratch(key: Buffer, sealed: Uint8Array, compressed: boolean): Buffer | null {
+  const length = Math.max(0, sealed.length - SEAL_OVERHEAD);
+  if (compressed) return openInto(key, sealed, (openedScratch = scratchOf(openedScratch, length)));
+  return openInto(key, sealed, (plainScratch = scratchOf(plainScratch, length)));
+}
 
 /** zstd into this thread's reused buffer, sized by the index's uncompressed length (see decodeBlob). */
 function decompressToScratch(src: Buffer, expectedLength: number): Buffer {
   dctx ??= new zbind.DCtx();
-  if (!plainScratch || plainScratch.length < expectedLength) {
-    plainScratch = Buffer.allocUnsafeSlow(Math.max(expectedLength, 1 << 20));
-  }
+  plainScratch = scratchOf(plainScratch, expectedLength);
   // A frame longer than the index says fails here (the buffer is too small), like a bad one.
   const n = dctx.decompress(plainScratch.subarray(0, expectedLength), src);
   return plainScratch.subarray(0, n);
