@@ -19,10 +19,8 @@
  *
  * An operator who sets either glibc variable, or COFFER_MEMORY_TUNING=off, keeps their own.
  */
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import { packageRoot } from '../platform/install-paths.js';
+import { loadNativeAddon } from '../platform/native-addons.js';
 
 /** Allocations from this size up are mapped on their own (glibc's M_MMAP_THRESHOLD). */
 export const MMAP_THRESHOLD_BYTES = 256 * 1024;
@@ -64,13 +62,7 @@ let addon: MallocTuningAddon | null | undefined;
 
 /** The addon, or null when it was not built. */
 export function mallocTuningAddon(): MallocTuningAddon | null {
-  if (addon !== undefined) return addon;
-  const file = join(packageRoot(), 'native', 'malloc-tuning', 'build', 'Release', 'malloc_tuning.node');
-  try {
-    addon = createRequire(import.meta.url)(file) as MallocTuningAddon;
-  } catch {
-    addon = null;
-  }
+  if (addon === undefined) addon = loadNativeAddon<MallocTuningAddon>('malloc-tuning', 'malloc_tuning');
   return addon;
 }
 

@@ -4,9 +4,7 @@
  * once per thread; when it is not built, or COFFER_NATIVE_CIPHER=off, aead.ts uses node:crypto
  * and seals and opens the very same bytes.
  */
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { packageRoot } from '../../platform/install-paths.js';
+import { loadNativeAddon } from '../../platform/native-addons.js';
 
 export interface NativeAesGcm {
   /** Writes ciphertext then the 16-byte tag into `out` (exactly plaintext.length + 16 bytes). */
@@ -21,11 +19,5 @@ let addon: NativeAesGcm | null | undefined;
 export function nativeAesGcm(env: NodeJS.ProcessEnv = process.env): NativeAesGcm | null {
   if (addon !== undefined) return addon;
   if (env.COFFER_NATIVE_CIPHER === 'off') return (addon = null);
-  const file = join(packageRoot(), 'native', 'aes-gcm', 'build', 'Release', 'aes_gcm.node');
-  try {
-    addon = createRequire(import.meta.url)(file) as NativeAesGcm;
-  } catch {
-    addon = null;
-  }
-  return addon;
+  return (addon = loadNativeAddon<NativeAesGcm>('aes-gcm', 'aes_gcm'));
 }
