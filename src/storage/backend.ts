@@ -14,8 +14,12 @@ export interface Backend {
    * Throws CofferError('StorageFull') when the medium is out of space.
    */
   save(path: string, data: Uint8Array): Promise<void>;
-  /** Reads a whole object, or `length` bytes at `offset`. Throws if it does not exist. */
-  load(path: string, range?: { offset: number; length: number }): Promise<Buffer>;
+  /**
+   * Reads a whole object, or `length` bytes at `offset`. Throws if it does not exist. With
+   * `into` (at least `length` bytes) a ranged read may land in that buffer, and the result is
+   * then a view of it; a provider may ignore `into`, so callers use what is returned.
+   */
+  load(path: string, range?: { offset: number; length: number }, into?: Buffer): Promise<Buffer>;
   /** Size of an object, or null when it does not exist. */
   stat(path: string): Promise<{ size: number } | null>;
   /** Names (relative to `prefix`, '/'-separated) of every object below `prefix`, recursively. */

@@ -39,6 +39,24 @@ describe('LocalBackend', () => {
     assert.equal(await backend.stat('index/one'), null);
   });
 
+  it('reads a range into a buffer it is given when that is large enough', async () => {
+    await backend.save('data/cd/cdef', Buffer.from('abcdefghij'));
+    const into = Buffer.alloc(6, '.');
+    const got = await backend.load('data/cd/cdef', { offset: 2, length: 5 }, into);
+    assert.equal(got.toString(), 'cdefg');
+    assert.equal(got.buffer, into.buffer, 'a view of the given buffer');
+    assert.equal(into.toString(), 'cdefg.');
+    const small = Buffer.alloc(3, '.');
+    const fresh = await backend.load('data/cd/cdef', { offset: 2, length: 5 }, small);
+    assert.equal(fresh.toString(), 'cdefg');
+    assert.notEqual(fresh.buffer, small.buffer, 'a buffer too small is left alone');
+    assert.equal(small.toString(), '...');
+    const big = Buffer.alloc(64);
+    const whole = await backend.load('data/cd/cdef', undefined, big);
+    assert.equal(whole.toString(), 'abcdefghij');
+    assert.notEqual(whole.buffer, big.buffer, 'a whole object never goes into the buffer');
+  });
+
   it('leaves no temporary files behind and ignores stale ones', async () => {
     assert.deepEqual(await readdir(join(dir, 'tmp')), []);
     await writeFile(join(dir, 'tmp', 'stale-from-a-killed-process.tmp'), 'half a pack');

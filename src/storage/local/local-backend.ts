@@ -70,7 +70,7 @@ export class LocalBackend implements Backend {
     return this.resolvePath(path);
   }
 
-  async load(path: string, range?: { offset: number; length: number }): Promise<Buffer> {
+  async load(path: string, range?: { offset: number; length: number }, into?: Buffer): Promise<Buffer> {
     const full = this.resolvePath(path);
     let fh;
     try {
@@ -89,7 +89,8 @@ export class LocalBackend implements Backend {
     try {
       const offset = range?.offset ?? 0;
       const length = range?.length ?? (await fh.stat()).size - offset;
-      const buf = Buffer.allocUnsafe(length);
+      const buf =
+        range && into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
       let got = 0;
       while (got < length) {
         const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
