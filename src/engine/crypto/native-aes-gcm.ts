@@ -16,8 +16,8 @@ export interface NativeAesGcm {
 let addon: NativeAesGcm | null | undefined;
 
 /** The addon, or null when it is not built or switched off. */
-export function nativeAesGcm(env: NodeJS.ProcessEnv = process.env): NativeAesGcm | null {
+export function nativeAesGcm(): NativeAesGcm | null {
   if (addon !== undefined) return addon;
-  if (env.COFFER_NATIVE_CIPHER === 'off') return (addon = null);
+  if (process.env.COFFER_NATIVE_CIPHER === 'off') return (addon = null);
   return (addon = loadNativeAddon<NativeAesGcm>('aes-gcm', 'aes_gcm'));
 }

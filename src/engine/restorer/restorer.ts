@@ -406,11 +406,15 @@ class Restorer {
     for (const { start, end, items } of packRanges(blobs, (b) => b.entry, MAX_RANGE_GAP, MAX_RANGE_SIZE)) {
       throwIfCancelled(this.opts.signal, 'the restore');
       let range: Buffer;
-      const into = this.rangeBuffers.pop() ?? Buffer.allocUnsafeSlow(RANGE_BUFFER_SIZE);
+      // A range larger than the reused buffers (rare: a pack above the default size) gets its own.
+      const into =
+        end - start <= RANGE_BUFFER_SIZE
+          ? (this.rangeBuffers.pop() ?? Buffer.allocUnsafeSlow(RANGE_BUFFER_SIZE))
+          : undefined;
       try {
         range = await this.ctx.backend.load(packPath(packId), { offset: start, length: end - start }, into);
       } catch (err) {
-        this.rangeBuffers.push(into);
+        if (into) this.rangeBuffers.push(into);
         // A missing or short pack damages the files that need it, not the rest of the restore.
         if (!isCofferError(err, 'RepositoryCorrupt')) throw err;
         for (const b of items) this.markDamaged(b);
@@ -442,7 +446,7 @@ class Restorer {
         // Every write that used the range has ended (its sealed bytes were copied to a thread
         // or written), so the buffer can take the next range.
         await Promise.all(writing);
-        this.rangeBuffers.push(into);
+        if (into) this.rangeBuffers.push(into);
       }
       if (failed !== null) throw failed;
     }
