@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gearTableFromSeed, StreamingChunker } from '../../src/engine/chunker/fastcdc.js';
 import { runBackup } from '../../src/engine/archiver/archiver.js';
+import { isRecycledSize, wholeBuffer } from '../../src/engine/buffer-recycler.js';
 import { decodeBlob } from '../../src/engine/pack/blob-codec.js';
 import { BlobPool } from '../../src/engine/parallel/blob-pool.js';
 import {
@@ -107,6 +108,20 @@ describe('file work on pool threads', () => {
       assert.equal(read, data.length);
       for (const p of parts) if (p.status === 'part') assert.ok(p.bytesRead <= Math.max(part, 1));
     }
+  });
+
+  test('a large file’s chunks leave in the pooled buffers they were read into, one each', () => {
+    const chunks = chunksOf(readAll(join(dir, 'big'), context(), data.length, 1 << 20));
+    const buffers = new Set<ArrayBufferLike>();
+    for (const c of chunks) {
+      assert.ok(c.kind === 'plain');
+      // A view from the start of a recycler's buffer travels to another thread whole, uncopied.
+      assert.equal(c.data.byteOffset, 0);
+      assert.ok(isRecycledSize(c.data.buffer.byteLength), `chunk at ${c.offset}: a pooled buffer`);
+      assert.equal(wholeBuffer(c.data), c.data.buffer);
+      buffers.add(c.data.buffer);
+    }
+    assert.equal(buffers.size, chunks.length, 'no two chunks share a buffer');
   });
 
   test('chunks the filter knows come back as ids only', () => {

@@ -67,7 +67,11 @@ export class BlobSaver {
     tryCompress: boolean,
     give = false,
   ): Promise<SaveOutcome> {
-    if (this.knows(id)) return { isNew: false, storedBytes: 0, compressed: false };
+    if (this.knows(id)) {
+      // A chunk read on a pool thread goes back there for reuse, as an encoded one does.
+      if (give) this.pool.release(plaintext);
+      return { isNew: false, storedBytes: 0, compressed: false };
+    }
     this.seen.add(id);
     const length = plaintext.length;
     await this.reserve(length);
