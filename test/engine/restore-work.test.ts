@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { threadRecycler } from '../../src/engine/buffer-recycler.js';
 import { blobId, encodeBlob } from '../../src/engine/pack/blob-codec.js';
 import { BlobPool } from '../../src/engine/parallel/blob-pool.js';
 import type { EntryWork } from '../../src/engine/parallel/restore-work.js';
@@ -128,6 +129,35 @@ for (const threads of [0, 1, 2]) {
           assert.equal(st.mtimeMs, 1_700_000_000_500);
         }
       }
+    });
+
+    it('a batch’s buffer of sealed blobs comes back from its thread for the next batch', async () => {
+      if (threads === 0) return; // inline writes use the caller's buffers, no batch buffer
+      const content = randomBytes(300_000); // incompressible: a sealed blob of about the same size
+      const e = encodeBlob(key, 'data', content, blobId(content), 3);
+      // Hold every kept buffer that could serve the batch, so that it takes a fresh one.
+      const held: Buffer[] = [];
+      for (let kept = -1; kept !== threadRecycler.kept;) {
+        kept = threadRecycler.kept;
+        held.push(threadRecycler.take(e.sealed.length));
+      }
+      const keptBefore = threadRecycler.kept;
+      const o = await pool.restoreWrite(key, {
+        path: join(root, 'batch-buffer'),
+        create: true,
+        blob: {
+          sealed: e.sealed,
+          ref: { id: e.id, compressed: e.compressed, uncompressedLength: content.length },
+          packId: 'p',
+          offset: 0,
+        },
+        finish: null,
+      });
+      assert.deepEqual(o, { status: 'done', bytes: content.length, warning: null });
+      // Its 512 KiB pooled buffer, taken from this thread's recycler and given back on the reply.
+      assert.equal(threadRecycler.kept, keptBefore + 512 * 1024);
+      assert.ok((await readFile(join(root, 'batch-buffer'))).equals(content));
+      for (const b of held) threadRecycler.give(b.buffer as ArrayBuffer);
     });
   });
 }

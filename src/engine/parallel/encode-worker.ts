@@ -102,7 +102,7 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
         };
         return restoreWrite(key, { ...w, blob });
       });
-      return { result: { kind: 'restored', outcomes }, transfer: [] };
+      return { result: { kind: 'restored', outcomes, data: req.data }, transfer: [req.data] };
     }
     case 'verify-pack': {
       const damaged = verifyPackBlobs(Buffer.from(req.key), new Uint8Array(req.data), req.blobs, req.packId);

@@ -22,7 +22,7 @@ import {
 import type { BigIntStats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { type ChunkerParams, CutPointFinder } from '../chunker/fastcdc.js';
-import { threadRecycler } from '../buffer-recycler.js';
+import { RECYCLE_MIN, threadRecycler } from '../buffer-recycler.js';
 import { encodeBlob } from '../pack/blob-codec.js';
 import { compareNames, type TreeNode } from '../tree/tree.js';
 import { filterHas } from './known-filter.js';
@@ -345,13 +345,14 @@ export class FileSession {
   /**
    * A new chunk buffer's size for `need` bytes: twice the average chunk, which nearly every
    * chunk fits (normalized chunking keeps most near the average), doubled on the rare chunk
-   * that outgrows it; less when the rest of the file is smaller.
+   * that outgrows it; less when the rest of the file is smaller, but never below the recycler's
+   * smallest size, so that every chunk leaves in a buffer it can hand over whole and reuse.
    */
   private capacityFor(need: number): number {
     const { avgSize, maxSize } = this.params.chunker;
     const grown = this.buf ? 2 * this.buf.length : 2 * avgSize;
     const fileRest = this.filled + Math.max(0, this.expectedSize - this.position) + 1;
-    return Math.max(need, Math.min(grown, maxSize, this.buf ? maxSize : fileRest));
+    return Math.max(need, RECYCLE_MIN, Math.min(grown, maxSize, this.buf ? maxSize : fileRest));
   }
 
   /** Hands on the chunks the `n` bytes just read into `buf` complete. */

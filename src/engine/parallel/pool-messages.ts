@@ -153,7 +153,8 @@ export type PoolResult =
   | { kind: 'part'; part: FilePartWire }
   | { kind: 'small-files'; outcomes: SmallFileWire[] }
   | { kind: 'closed' }
-  | { kind: 'restored'; outcomes: RestoreWriteOutcome[] }
+  /** `data`: the request's buffer of sealed blobs, back for the main thread to reuse. */
+  | { kind: 'restored'; outcomes: RestoreWriteOutcome[]; data: ArrayBuffer }
   | { kind: 'entries'; outcomes: EntryOutcome[] }
   | { kind: 'verified'; damaged: DamagedBlob[] }
   | { kind: 'released' };
