@@ -124,6 +124,42 @@ describe('file work on pool threads', () => {
     assert.equal(buffers.size, chunks.length, 'no two chunks share a buffer');
   });
 
+  test('small files read part by part in turn on one thread each get their own bytes', async () => {
+    // Under a read rate limit a file is read in parts; sessions of one thread take turns, and
+    // the read buffer they share must not carry one file's bytes into another's chunk.
+    const a = randomBytes(12_000);
+    const b = Buffer.alloc(9_000, 'b');
+    await writeFile(join(dir, 'turn-a'), a);
+    await writeFile(join(dir, 'turn-b'), b);
+    const sa = FileSession.open(join(dir, 'turn-a'), context(), a.length);
+    const sb = FileSession.open(join(dir, 'turn-b'), context(), b.length);
+    assert.ok(sa instanceof FileSession && sb instanceof FileSession);
+    const sessions: [name: 'a' | 'b', session: FileSession][] = [
+      ['a', sa],
+      ['b', sb],
+    ];
+    const got: Record<'a' | 'b', PartChunk[]> = { a: [], b: [] };
+    let done = { a: false, b: false };
+    while (!done.a || !done.b) {
+      for (const [name, session] of sessions) {
+        if (done[name]) continue;
+        const p: FilePartOutcome = session.next(1000);
+        assert.equal(p.status, 'part');
+        if (p.status !== 'part') return;
+        got[name].push(...p.chunks);
+        if (p.eof) done = { ...done, [name]: true };
+      }
+    }
+    assert.deepEqual(
+      got.a.map((c) => c.id),
+      [sha(a)],
+    );
+    assert.deepEqual(
+      got.b.map((c) => c.id),
+      [sha(b)],
+    );
+  });
+
   test('chunks the filter knows come back as ids only', () => {
     const expected = referenceChunks(data);
     const knownIds = expected.filter((_, i) => i % 2 === 0).map((c) => c.id);

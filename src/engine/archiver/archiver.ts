@@ -47,8 +47,13 @@ const ENTRY_CONCURRENCY = 32;
  * every open directory, which keeps the pool threads fed on first backups.
  */
 const SUBDIRS_AT_ONCE = 1;
-/** Large files being read at once (each holds at most one part, PART_BYTES, plus chunks in flight). */
-const FILE_READERS = 4;
+/**
+ * Large files being read at once: one per engine thread, at least two (each holds at most one
+ * part, PART_BYTES, plus chunks in flight). Why not more: with 4 on a 2-core machine a large
+ * first backup took the same time and peaked 8-17 MB higher, with a third more page faults
+ * (alternated by hand on the large benchmark tree); with 1 it took a fifth longer.
+ */
+const MIN_FILE_READERS = 2;
 /**
  * Small files being read and encoded on pool threads at once (each at most the chunker's
  * minimum size, 512 KiB by default): many per thread, so none waits for the main thread. With
@@ -170,13 +175,13 @@ class Archiver {
   private readonly signal: AbortSignal | undefined;
   private readonly limiter: ReadRateLimiter | null;
   private readonly scanner: Scanner;
-  private readonly readers = new Semaphore(FILE_READERS);
   private readonly smallFiles = new Semaphore(SMALL_FILES_IN_FLIGHT);
   private readonly smallBatches = new Semaphore(SMALL_BATCHES_IN_FLIGHT);
   private readonly sealSlots = new Slots(SEALS_AT_ONCE);
   /** The first seal that failed: the walk stops at its next entry (see saveEntries). */
   private sealFailure: { err: unknown } | null = null;
   private readonly pool: BlobPool = sharedBlobPool();
+  private readonly readers = new Semaphore(Math.max(MIN_FILE_READERS, this.pool.threadCount));
   private readContext: ReadContext | null = null;
   /** Diffs requested ahead of the walk, by the directory's absolute path (see prefetchDiffs). */
   private readonly diffsAhead = new Map<string, { diff: Promise<ParentDiff>; treeBytes: number }>();

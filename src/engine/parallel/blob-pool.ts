@@ -113,6 +113,11 @@ export class BlobPool {
 
   constructor(private readonly size: number) {}
 
+  /** Engine threads the pool runs work on (0: everything inline). */
+  get threadCount(): number {
+    return this.size;
+  }
+
   /**
    * Compresses (when worthwhile) and seals a blob; same result as encodeBlob. With `give`, the
    * caller hands the plaintext over: when it is a whole ArrayBuffer it moves to the thread

@@ -288,6 +288,20 @@ export class FileSession {
         break;
       }
     }
+    if (!eof && this.buf && !this.owned) {
+      // The read buffer serves every session of this thread: what this one has read of its
+      // chunk moves to a buffer of its own before another session reads (a file read in several
+      // parts, under a read rate limit or one that grew since it was listed).
+      const kept: Buffer = this.buf;
+      this.buf = null;
+      if (this.filled > 0) {
+        const rest = Math.max(0, this.expectedSize - this.position);
+        const own = threadRecycler.take(Math.max(RECYCLE_MIN, this.filled + rest + 1));
+        kept.copy(own, 0, 0, this.filled);
+        this.buf = own;
+        this.owned = true;
+      }
+    }
     if (eof) {
       if (this.filled > 0) {
         const last = this.buf!.subarray(0, this.filled);
