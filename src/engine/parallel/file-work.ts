@@ -292,15 +292,8 @@ export class FileSession {
       // The read buffer serves every session of this thread: what this one has read of its
       // chunk moves to a buffer of its own before another session reads (a file read in several
       // parts, under a read rate limit or one that grew since it was listed).
-      const kept: Buffer = this.buf;
-      this.buf = null;
-      if (this.filled > 0) {
-        const rest = Math.max(0, this.expectedSize - this.position);
-        const own = threadRecycler.take(Math.max(RECYCLE_MIN, this.filled + rest + 1));
-        kept.copy(own, 0, 0, this.filled);
-        this.buf = own;
-        this.owned = true;
-      }
+      if (this.filled > 0) this.ownBuffer(this.filled);
+      else this.buf = null;
     }
     if (eof) {
       if (this.filled > 0) {
@@ -347,6 +340,11 @@ export class FileSession {
       this.owned = false;
       return (this.buf = readBuffer());
     }
+    return this.ownBuffer(need);
+  }
+
+  /** Moves the chunk in progress into a new pooled buffer with room for `need` bytes. */
+  private ownBuffer(need: number): Buffer {
     const bigger = threadRecycler.take(this.capacityFor(need));
     if (this.buf) {
       this.buf.copy(bigger, 0, 0, this.filled);
@@ -359,14 +357,16 @@ export class FileSession {
   /**
    * A new chunk buffer's size for `need` bytes: twice the average chunk, which nearly every
    * chunk fits (normalized chunking keeps most near the average), doubled on the rare chunk
-   * that outgrows it; less when the rest of the file is smaller, but never below the recycler's
-   * smallest size, so that every chunk leaves in a buffer it can hand over whole and reuse.
+   * that outgrows its pooled buffer; else less when the rest of the file is smaller, but never
+   * below the recycler's smallest size, so that every chunk leaves in a buffer it can hand over
+   * whole and reuse.
    */
   private capacityFor(need: number): number {
     const { avgSize, maxSize } = this.params.chunker;
-    const grown = this.buf ? 2 * this.buf.length : 2 * avgSize;
+    const growing = this.buf !== null && this.owned;
+    const grown = growing ? 2 * this.buf!.length : 2 * avgSize;
     const fileRest = this.filled + Math.max(0, this.expectedSize - this.position) + 1;
-    return Math.max(need, RECYCLE_MIN, Math.min(grown, maxSize, this.buf ? maxSize : fileRest));
+    return Math.max(need, RECYCLE_MIN, Math.min(grown, maxSize, growing ? maxSize : fileRest));
   }
 
   /** Hands on the chunks the `n` bytes just read into `buf` complete. */
