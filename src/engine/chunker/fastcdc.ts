@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CofferError } from '../../errors/coffer-error.js';
+import { type NativeFastCdc, nativeFastCdc } from './native-fastcdc.js';
 
 /**
  * FastCDC content-defined chunking (Xia et al., USENIX ATC '16): a gear rolling hash, cut-point
@@ -68,8 +69,12 @@ export class CutPointFinder {
   private readonly maskL: number;
   private hash = 0;
   private chunkLen = 0;
+  /** The addon's loop, or null for the JavaScript one (see roll). */
+  private readonly native: NativeFastCdc | null;
+  /** The hash, passed to and from the addon. */
+  private readonly state = new Int32Array(1);
 
-  constructor(gear: Int32Array, params: ChunkerParams) {
+  constructor(gear: Int32Array, params: ChunkerParams, useNative = true) {
     validateChunkerParams(params);
     this.gear = gear;
     this.minSize = params.minSize;
@@ -78,6 +83,7 @@ export class CutPointFinder {
     const bits = Math.round(Math.log2(params.avgSize));
     this.maskS = highMask(bits + NORMALIZATION);
     this.maskL = highMask(bits - NORMALIZATION);
+    this.native = useNative ? nativeFastCdc() : null;
   }
 
   /** Bytes of the chunk in progress. */
@@ -91,8 +97,6 @@ export class CutPointFinder {
    */
   findCut(buf: Uint8Array, start: number): number {
     const end = buf.length;
-    const gear = this.gear;
-    let h = this.hash;
     let i = start;
     let len = this.chunkLen;
 
@@ -109,31 +113,47 @@ export class CutPointFinder {
 
     if (len < this.avgSize) {
       const stop = Math.min(end, i + (this.avgSize - len));
-      const mask = this.maskS;
-      const from = i;
-      for (; i < stop; i++) {
-        h = ((h << 1) + gear[buf[i]!]!) | 0;
-        if ((h & mask) === 0) return this.cut(i + 1);
-      }
-      len += i - from;
+      const at = this.roll(buf, i, stop, this.maskS);
+      if (at >= 0) return this.cut(at);
+      len += stop - i;
+      i = stop;
       if (i === end && len < this.avgSize) {
-        this.hash = h;
         this.chunkLen = len;
         return -1;
       }
     }
 
     const stop = Math.min(end, i + (this.maxSize - len));
-    const mask = this.maskL;
-    const from = i;
-    for (; i < stop; i++) {
-      h = ((h << 1) + gear[buf[i]!]!) | 0;
-      if ((h & mask) === 0) return this.cut(i + 1);
-    }
-    len += i - from;
-    if (len >= this.maxSize) return this.cut(i);
-    this.hash = h;
+    const at = this.roll(buf, i, stop, this.maskL);
+    if (at >= 0) return this.cut(at);
+    len += stop - i;
+    if (len >= this.maxSize) return this.cut(stop);
     this.chunkLen = len;
+    return -1;
+  }
+
+  /**
+   * Rolls the hash over `buf[from..stop)`: the index just past the first byte where
+   * `(hash & mask) === 0`, or -1 with the hash kept for the next call. In C when the addon is
+   * built (native/fastcdc), else here; both give the same cut points.
+   */
+  private roll(buf: Uint8Array, from: number, stop: number, mask: number): number {
+    if (this.native) {
+      this.state[0] = this.hash;
+      const at = this.native.scan(buf, from, stop, mask, this.gear, this.state);
+      this.hash = this.state[0]!;
+      return at;
+    }
+    const gear = this.gear;
+    let h = this.hash;
+    for (let i = from; i < stop; i++) {
+      h = ((h << 1) + gear[buf[i]!]!) | 0;
+      if ((h & mask) === 0) {
+        this.hash = h;
+        return i + 1;
+      }
+    }
+    this.hash = h;
     return -1;
   }
 
