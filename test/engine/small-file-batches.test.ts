@@ -139,6 +139,43 @@ describe('small files read in batches', () => {
     }
   });
 
+  test('a tree of many small directories has several batches in flight, read ahead of the walk', async () => {
+    const work = await tempDir('small-batches-ahead');
+    try {
+      const source = join(work, 'src');
+      // 40 directories of 3 files: one batch each. The walk finishes one directory before it
+      // goes into the next, so batches started only as it got there were one at a time.
+      for (let d = 0; d < 40; d++) {
+        const sub = join(source, `d-${String(d).padStart(2, '0')}`, 'inner');
+        await mkdir(sub, { recursive: true });
+        for (let f = 0; f < 3; f++) await writeFile(join(sub, `f-${f}`), `dir ${d} file ${f}\n`.repeat(30));
+      }
+      const repo = await newRepository(join(work, 'vault'));
+      const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+      const seen: string[] = [];
+      const first = await countingPoolCalls(() =>
+        runBackup(
+          ctx,
+          { sourcePath: source },
+          { onDirectory: (rel, phase) => phase === 'open' && seen.push(rel) },
+        ),
+      );
+      assert.deepEqual(first.value.stats.warnings, []);
+      assert.equal(first.value.stats.filesNew, 120);
+      assert.equal(first.batches.length, 40, 'one batch per directory');
+      assert.equal(new Set(first.batches.flat().map((f) => f.path)).size, 120, 'each file read once');
+      assert.ok(first.maxBatchesInFlight > 1, `${first.maxBatchesInFlight} batch(es) in flight at most`);
+      assert.ok(first.maxBatchesInFlight <= 4);
+      // Queued in the walk's order: each directory's batch after those of the directories before it.
+      const order = first.batches.map((b) => b[0]!.path.slice(source.length + 1).split('/')[0]);
+      assert.deepEqual(order, [...order].sort());
+      assert.equal(seen.length, 81);
+      await commitAndRestore(repo, first.value.snapshotId, source, join(work, 'restored'));
+    } finally {
+      await removeDir(work);
+    }
+  });
+
   test('a backup reads a directory’s small files in batches of at most 32 and 1 MiB', async () => {
     const work = await tempDir('small-batches-backup');
     try {
