@@ -613,8 +613,8 @@ class Archiver {
    * depth first in the walk's order, so each directory's reads are queued after those of the
    * directories the walk reaches before it. Why: the walk goes into one subdirectory at a time and
    * finishes each before the next, so when a directory's reads began only as the walk got there, a
-   * tree of many small directories (30,000 files in 1,072 directories; /usr/share/doc's 5,000 files
-   * in 1,400) had one batch of reads in flight at a time, and the engine threads sat idle between
+   * tree of many small directories (30,000 files in 1,072 directories; /usr/share/doc's 4,982 files
+   * in 1,042) had one batch of reads in flight at a time, and the engine threads sat idle between
    * one directory and the next. What waits for the walk is the files' blob ids; the blobs go to the
    * packs as each batch arrives. At most the entries of one listing ahead (SCAN_AHEAD_ENTRIES) are
    * started this way at once.
