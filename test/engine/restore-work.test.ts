@@ -159,5 +159,47 @@ for (const threads of [0, 1, 2]) {
       assert.ok((await readFile(join(root, 'batch-buffer'))).equals(content));
       for (const b of held) threadRecycler.give(b.buffer as ArrayBuffer);
     });
+
+    it('a sealed blob in shared memory is read where it lies; only the others are copied', async () => {
+      const contents = [randomBytes(300_000), randomBytes(300_000), Buffer.from('shared '.repeat(9000))];
+      const encoded = contents.map((c) => encodeBlob(key, 'data', c, blobId(c), 3));
+      // Blobs 0 and 2 lie in shared memory, as the restorer's pack ranges do, between other bytes.
+      const shared = Buffer.from(new SharedArrayBuffer(2 * 1024 * 1024)).fill(0xa5);
+      const inShared = (i: number, at: number) => {
+        const view = shared.subarray(at, at + encoded[i]!.sealed.length);
+        view.set(encoded[i]!.sealed);
+        return view;
+      };
+      const sealed = [inShared(0, 12_345), encoded[1]!.sealed, inShared(2, 700_001)];
+      const held: Buffer[] = [];
+      for (let kept = -1; kept !== threadRecycler.kept;) {
+        kept = threadRecycler.kept;
+        held.push(threadRecycler.take(encoded[1]!.sealed.length));
+      }
+      const keptBefore = threadRecycler.kept;
+      const outcomes = await Promise.all(
+        contents.map((c, i) =>
+          pool.restoreWrite(key, {
+            path: join(root, `shared-${i}`),
+            create: true,
+            blob: {
+              sealed: sealed[i]!,
+              ref: { id: encoded[i]!.id, compressed: encoded[i]!.compressed, uncompressedLength: c.length },
+              packId: 'p',
+              offset: 0,
+            },
+            finish: null,
+          }),
+        ),
+      );
+      for (const [i, o] of outcomes.entries()) {
+        assert.deepEqual(o, { status: 'done', bytes: contents[i]!.length, warning: null }, `write ${i}`);
+        assert.ok((await readFile(join(root, `shared-${i}`))).equals(contents[i]!));
+      }
+      // On a thread, the batch's buffer held only blob 1 (512 KiB pooled, back with the reply):
+      // copying all three would have taken a 1 MiB one.
+      if (threads > 0) assert.equal(threadRecycler.kept, keptBefore + 512 * 1024);
+      for (const b of held) threadRecycler.give(b.buffer as ArrayBuffer);
+    });
   });
 }

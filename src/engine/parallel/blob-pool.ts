@@ -71,7 +71,9 @@ const RESTORE_BATCH_BYTES = 1024 * 1024;
 interface WriteBatch {
   key: Buffer;
   writes: RestoreWrite[];
+  /** Bytes of the writes' sealed blobs, and of those to copy into the request (not in shared memory). */
   bytes: number;
+  copied: number;
   waiters: { resolve: (o: RestoreWriteOutcome) => void; reject: (e: unknown) => void }[];
 }
 
@@ -351,7 +353,7 @@ export class BlobPool {
         batch = null;
       }
       if (!batch) {
-        const fresh: WriteBatch = { key, writes: [], bytes: 0, waiters: [] };
+        const fresh: WriteBatch = { key, writes: [], bytes: 0, copied: 0, waiters: [] };
         this.writeBatch = batch = fresh;
         setImmediate(() => {
           if (this.writeBatch === fresh) this.flushWrites();
@@ -359,7 +361,9 @@ export class BlobPool {
       }
       batch.writes.push(w);
       batch.waiters.push({ resolve, reject });
-      batch.bytes += w.blob?.sealed.length ?? 0;
+      const length = w.blob?.sealed.length ?? 0;
+      batch.bytes += length;
+      if (w.blob && !(w.blob.sealed.buffer instanceof SharedArrayBuffer)) batch.copied += length;
       if (batch.writes.length >= RESTORE_BATCH_WRITES || batch.bytes >= RESTORE_BATCH_BYTES)
         this.flushWrites();
     });
@@ -369,15 +373,27 @@ export class BlobPool {
     const batch = this.writeBatch;
     if (!batch) return;
     this.writeBatch = null;
-    // One buffer for the batch's blobs, moved to the thread and back: not one copy and one
-    // buffer each. A reused one: a fresh buffer per batch was zeroed and faulted in page by page,
-    // two fifths of the main thread's time in a restore of the large benchmark tree.
-    const data = threadRecycler.take(batch.bytes);
+    // A blob in shared memory (the restorer's pack ranges) is read by the thread where it lies.
+    // The others are copied into one buffer for the batch, moved to the thread and back: not one
+    // copy and one buffer each. A reused one: a fresh buffer per batch was zeroed and faulted in
+    // page by page, two fifths of the main thread's time in a restore of the large benchmark tree.
+    const data = batch.copied > 0 ? threadRecycler.take(batch.copied) : null;
     let at = 0;
     const writes = batch.writes.map((w): RestoreWriteWire => {
       if (!w.blob) return { path: w.path, create: w.create, blob: null, finish: w.finish };
       const { sealed, ref, packId, offset } = w.blob;
-      data.set(sealed, at);
+      if (sealed.buffer instanceof SharedArrayBuffer) {
+        const blob = {
+          ref,
+          packId,
+          offset,
+          start: sealed.byteOffset,
+          length: sealed.length,
+          shared: sealed.buffer,
+        };
+        return { path: w.path, create: w.create, blob, finish: w.finish };
+      }
+      data!.set(sealed, at);
       at += sealed.length;
       const blob = { ref, packId, offset, start: at - sealed.length, length: sealed.length };
       return { path: w.path, create: w.create, blob, finish: w.finish };
@@ -387,11 +403,11 @@ export class BlobPool {
       seq: ++this.seq,
       key: batch.key,
       writes,
-      data: wholeBuffer(data),
+      data: data && wholeBuffer(data),
     };
-    this.post(req, [req.data], this.pick()).then(
+    this.post(req, req.data ? [req.data] : [], this.pick()).then(
       (reply) => {
-        if (reply.kind === 'restored') {
+        if (reply.kind === 'restored' && reply.data) {
           adoptPooled(reply.data);
           threadRecycler.give(reply.data);
         }

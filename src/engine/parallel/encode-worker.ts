@@ -93,16 +93,19 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       return { result: { kind: 'closed' }, transfer: [] };
     case 'restore-writes': {
       const key = Buffer.from(req.key);
+      const data = req.data;
       const outcomes = req.writes.map((w) => {
+        const from = w.blob?.shared ?? data;
+        if (w.blob && !from) throw new Error('restore write: its sealed blob is in no buffer of the request');
         const blob = w.blob && {
           ref: w.blob.ref,
           packId: w.blob.packId,
           offset: w.blob.offset,
-          sealed: Buffer.from(req.data, w.blob.start, w.blob.length),
+          sealed: Buffer.from(from!, w.blob.start, w.blob.length),
         };
         return restoreWrite(key, { ...w, blob });
       });
-      return { result: { kind: 'restored', outcomes, data: req.data }, transfer: [req.data] };
+      return { result: { kind: 'restored', outcomes, data }, transfer: data ? [data] : [] };
     }
     case 'verify-pack': {
       const damaged = verifyPackBlobs(Buffer.from(req.key), new Uint8Array(req.data), req.blobs, req.packId);

@@ -87,8 +87,8 @@ export type PoolRequest =
       key: Uint8Array;
       /** Done one after the other, in this order. */
       writes: RestoreWriteWire[];
-      /** Every write's sealed blob, back to back (transferred). */
-      data: ArrayBuffer;
+      /** The sealed blobs not in shared memory, back to back (transferred); null when there are none. */
+      data: ArrayBuffer | null;
     }
   | { op: 'restore-entries'; seq: number; batch: EntryWork[] }
   | {
@@ -124,11 +124,21 @@ export type FilePartWire =
   | { status: 'part'; chunks: PartChunkWire[]; bytesRead: number; eof: boolean }
   | { status: 'error'; stage: 'open' | 'read'; errno: string; position: number };
 
-/** A RestoreWrite as posted: its sealed blob is the `length` bytes at `start` of the request's data. */
+/**
+ * A RestoreWrite as posted: its sealed blob is the `length` bytes at `start` of `shared` (memory
+ * both threads see, read where it lies) or, without it, of the request's data.
+ */
 export interface RestoreWriteWire {
   path: string;
   create: boolean;
-  blob: { ref: BlobRef; packId: string; offset: number; start: number; length: number } | null;
+  blob: {
+    ref: BlobRef;
+    packId: string;
+    offset: number;
+    start: number;
+    length: number;
+    shared?: SharedArrayBuffer;
+  } | null;
   finish: RestoredMetadata | null;
 }
 
@@ -154,7 +164,7 @@ export type PoolResult =
   | { kind: 'small-files'; outcomes: SmallFileWire[] }
   | { kind: 'closed' }
   /** `data`: the request's buffer of sealed blobs, back for the main thread to reuse. */
-  | { kind: 'restored'; outcomes: RestoreWriteOutcome[]; data: ArrayBuffer }
+  | { kind: 'restored'; outcomes: RestoreWriteOutcome[]; data: ArrayBuffer | null }
   | { kind: 'entries'; outcomes: EntryOutcome[] }
   | { kind: 'verified'; damaged: DamagedBlob[] }
   | { kind: 'released' };

@@ -90,7 +90,9 @@ class Restorer {
   /**
    * Buffers pack ranges are read into, reused from range to range (at most one per pack being
    * restored). Why: each range read into a fresh buffer was mapped and faulted in page by page,
-   * about one page fault per 4 KiB of the vault on top of writing the files.
+   * about one page fault per 4 KiB of the vault on top of writing the files. Shared memory, so
+   * the engine threads read each sealed blob where it lies (BlobPool.restoreWrite) instead of
+   * the main thread copying it into a message.
    */
   private readonly rangeBuffers: Buffer[] = [];
 
@@ -409,7 +411,7 @@ class Restorer {
       // A range larger than the reused buffers (rare: a pack above the default size) gets its own.
       const into =
         end - start <= RANGE_BUFFER_SIZE
-          ? (this.rangeBuffers.pop() ?? Buffer.allocUnsafeSlow(RANGE_BUFFER_SIZE))
+          ? (this.rangeBuffers.pop() ?? Buffer.from(new SharedArrayBuffer(RANGE_BUFFER_SIZE)))
           : undefined;
       try {
         range = await this.ctx.backend.load(packPath(packId), { offset: start, length: end - start }, into);
@@ -422,7 +424,7 @@ class Restorer {
       }
       // Each blob goes to a pool thread still sealed: the thread opens it and writes it into its
       // file (restore-work.ts), so decoding and file-system calls spread over every core. The
-      // shared semaphore bounds writes (and their copies of the sealed bytes) in flight.
+      // shared semaphore bounds writes in flight.
       const writing: Promise<void>[] = [];
       let failed: unknown = null;
       try {
@@ -443,8 +445,8 @@ class Restorer {
           }
         }
       } finally {
-        // Every write that used the range has ended (its sealed bytes were copied to a thread
-        // or written), so the buffer can take the next range.
+        // Every write that used the range has ended (a thread read its sealed bytes, or they were
+        // copied to one), so the buffer can take the next range.
         await Promise.all(writing);
         if (into) this.rangeBuffers.push(into);
       }
