@@ -71,9 +71,7 @@ const RESTORE_BATCH_BYTES = 1024 * 1024;
 interface WriteBatch {
   key: Buffer;
   writes: RestoreWrite[];
-  /** Bytes of the writes' sealed blobs, and of those to copy into the request (not in shared memory). */
   bytes: number;
-  copied: number;
   waiters: { resolve: (o: RestoreWriteOutcome) => void; reject: (e: unknown) => void }[];
 }
 
@@ -353,7 +351,7 @@ export class BlobPool {
         batch = null;
       }
       if (!batch) {
-        const fresh: WriteBatch = { key, writes: [], bytes: 0, copied: 0, waiters: [] };
+        const fresh: WriteBatch = { key, writes: [], bytes: 0, waiters: [] };
         this.writeBatch = batch = fresh;
         setImmediate(() => {
           if (this.writeBatch === fresh) this.flushWrites();
@@ -361,9 +359,7 @@ export class BlobPool {
       }
       batch.writes.push(w);
       batch.waiters.push({ resolve, reject });
-      const length = w.blob?.sealed.length ?? 0;
-      batch.bytes += length;
-      if (w.blob && !(w.blob.sealed.buffer instanceof SharedArrayBuffer)) batch.copied += length;
+      batch.bytes += w.blob?.sealed.length ?? 0;
       if (batch.writes.length >= RESTORE_BATCH_WRITES || batch.bytes >= RESTORE_BATCH_BYTES)
         this.flushWrites();
     });
@@ -377,19 +373,22 @@ export class BlobPool {
     // The others are copied into one buffer for the batch, moved to the thread and back: not one
     // copy and one buffer each. A reused one: a fresh buffer per batch was zeroed and faulted in
     // page by page, two fifths of the main thread's time in a restore of the large benchmark tree.
-    const data = batch.copied > 0 ? threadRecycler.take(batch.copied) : null;
+    let copied = 0;
+    for (const w of batch.writes)
+      if (w.blob && !inSharedMemory(w.blob.sealed)) copied += w.blob.sealed.length;
+    const data = copied > 0 ? threadRecycler.take(copied) : null;
     let at = 0;
     const writes = batch.writes.map((w): RestoreWriteWire => {
       if (!w.blob) return { path: w.path, create: w.create, blob: null, finish: w.finish };
       const { sealed, ref, packId, offset } = w.blob;
-      if (sealed.buffer instanceof SharedArrayBuffer) {
+      if (inSharedMemory(sealed)) {
         const blob = {
           ref,
           packId,
           offset,
           start: sealed.byteOffset,
           length: sealed.length,
-          shared: sealed.buffer,
+          shared: sealed.buffer as SharedArrayBuffer,
         };
         return { path: w.path, create: w.create, blob, finish: w.finish };
       }
@@ -579,6 +578,11 @@ export class BlobPool {
     this.threads.push(thread);
     return thread;
   }
+}
+
+/** A view of memory every thread sees (a SharedArrayBuffer): posted by reference, never copied. */
+function inSharedMemory(b: Uint8Array): boolean {
+  return b.buffer instanceof SharedArrayBuffer;
 }
 
 function copyOut(b: Buffer): ArrayBuffer {

@@ -95,15 +95,14 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
       const key = Buffer.from(req.key);
       const data = req.data;
       const outcomes = req.writes.map((w) => {
-        const from = w.blob?.shared ?? data;
-        if (w.blob && !from) throw new Error('restore write: its sealed blob is in no buffer of the request');
-        const blob = w.blob && {
-          ref: w.blob.ref,
-          packId: w.blob.packId,
-          offset: w.blob.offset,
-          sealed: Buffer.from(from!, w.blob.start, w.blob.length),
-        };
-        return restoreWrite(key, { ...w, blob });
+        if (!w.blob) return restoreWrite(key, { ...w, blob: null });
+        const { ref, packId, offset, start, length, shared } = w.blob;
+        const from = shared ?? data;
+        if (!from) throw new Error('restore write: its sealed blob is in no buffer of the request');
+        return restoreWrite(key, {
+          ...w,
+          blob: { ref, packId, offset, sealed: Buffer.from(from, start, length) },
+        });
       });
       return { result: { kind: 'restored', outcomes, data }, transfer: data ? [data] : [] };
     }
