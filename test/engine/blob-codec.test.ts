@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { KEY_LENGTH } from '../../src/engine/crypto/aead.js';
-import { blobId, decodeBlob, encodeBlob } from '../../src/engine/pack/blob-codec.js';
+import zstd from 'zstd-napi';
+import zbind from 'zstd-napi/binding.js';
+import { blobId, compressToScratch, decodeBlob, encodeBlob } from '../../src/engine/pack/blob-codec.js';
 import { isCofferError } from '../../src/errors/coffer-error.js';
 
 /** A blob as the index knows it, from what encodeBlob returned. */
@@ -74,5 +76,45 @@ describe('blob codec, transient decode', () => {
         );
       }
     }
+  });
+});
+
+/** 1 MiB whose 16 KiB stretches alternate between text and a 16-letter noise: blocks zstd would split. */
+function mixedBlocks(length: number): Buffer {
+  const text = 'the quick brown fox jumps over the lazy dog ';
+  const b = Buffer.alloc(length);
+  let x = 1;
+  for (let i = 0; i < length; i++) {
+    if ((i >> 14) & 1) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      b[i] = (x >>> 24) & 15;
+    } else b[i] = text.charCodeAt(i % text.length) ^ ((i >> 9) & 3);
+  }
+  return b;
+}
+
+/** What libzstd writes for `src` at `level` without pre-splitting blocks, from a fresh context. */
+function unsplit(src: Buffer, level: number): Buffer {
+  const cctx = new zbind.CCtx();
+  cctx.setParameter(1017 as zbind.CParameter, 1);
+  cctx.setParameter(zbind.CParameter.compressionLevel, level);
+  const out = Buffer.alloc(zbind.compressBound(src.length));
+  return out.subarray(0, cctx.compress2(out, src));
+}
+
+describe('blob codec, compression parameters', () => {
+  const data = mixedBlocks(1 << 20);
+
+  it('compresses without pre-splitting blocks, at the level asked each time', () => {
+    // The data is one zstd splits: the default output differs, so this cannot pass by accident.
+    assert.notEqual(zstd.compress(data, { compressionLevel: 3 }).length, unsplit(data, 3).length);
+    for (const level of [3, 1, 3, 6]) {
+      const got = Buffer.from(compressToScratch(data, level));
+      assert.ok(got.equals(unsplit(data, level)), `level ${level}: the unsplit frame`);
+      assert.ok(zstd.decompress(got).equals(data), `level ${level} round-trips`);
+    }
+    // Each size tier has its own context, and small inputs keep their own parameters too.
+    const small = data.subarray(0, 10_000);
+    assert.ok(Buffer.from(compressToScratch(small, 3)).equals(unsplit(small, 3)));
   });
 });

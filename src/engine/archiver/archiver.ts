@@ -81,6 +81,11 @@ const SMALL_BATCHES_IN_FLIGHT = 4;
  */
 const SCAN_AHEAD_ENTRIES = 4096;
 /**
+ * Entries the progress scanner counts per pool request (file-work.ts countTree): a few tens of
+ * milliseconds of a thread, so work queued behind it on that thread waits no longer than that.
+ */
+const COUNT_ENTRIES_PER_REQUEST = 4096;
+/**
  * Directories listed and compared with their parent trees ahead of the walk (see refillDiffs): at
  * most this many, and at most this many bytes of their parent trees once opened. A diff held
  * ahead holds its directory's changed entries and its parent tree's sealed bytes, both of a size
@@ -237,7 +242,7 @@ class Archiver {
       );
     }
     this.limiter = limit ? new ReadRateLimiter(limit) : null;
-    this.scanner = new Scanner(this.root, (dir) => this.pool.scanDir(dir, SCAN_AHEAD_ENTRIES));
+    this.scanner = new Scanner(this.root, (dir) => this.pool.countTree(dir, COUNT_ENTRIES_PER_REQUEST));
   }
 
   async run(): Promise<BackupResult> {

@@ -1,11 +1,11 @@
-import { join } from 'node:path';
-import type { ScannedDir } from '../parallel/file-work.js';
+import type { TreeCount } from '../parallel/file-work.js';
 
 /**
  * Stat-only walk of the source that runs alongside a first backup so progress can show a
- * percentage and an ETA. It lists directories the way the archiver does (a pool request lists a
- * directory and the subdirectories it reads ahead) and keeps only the running totals. Errors
- * are ignored here: the archiver reports them when it reaches the entry.
+ * percentage and an ETA. Each pool request counts part of the tree on a thread
+ * (file-work.ts countTree) and hands back only totals and the directories still to count, one
+ * request at a time. Errors are ignored here: the archiver reports them when it reaches the
+ * entry.
  */
 export class Scanner {
   filesTotal = 0;
@@ -15,7 +15,7 @@ export class Scanner {
 
   constructor(
     private readonly root: string,
-    private readonly scanDir: (path: string) => Promise<ScannedDir>,
+    private readonly countTree: (path: string) => Promise<TreeCount>,
   ) {}
 
   stop(): void {
@@ -35,23 +35,15 @@ export class Scanner {
 
   async run(): Promise<void> {
     try {
-      await this.walk(this.root);
+      const pending = [this.root];
+      while (pending.length > 0 && !this.stopped) {
+        const counted = await this.countTree(pending.pop()!);
+        this.filesTotal += counted.files;
+        this.bytesTotal += counted.bytes;
+        pending.push(...counted.pending);
+      }
     } finally {
       this.done = true;
-    }
-  }
-
-  private async walk(dir: string, listed?: ScannedDir): Promise<void> {
-    if (this.stopped) return;
-    const listing = listed ?? (await this.scanDir(dir));
-    for (const e of listing.entries) {
-      if (e.kind === 'file') {
-        this.filesTotal++;
-        this.bytesTotal += e.size;
-      }
-    }
-    for (const e of listing.entries) {
-      if (e.kind === 'dir') await this.walk(join(dir, e.name), listing.subdirs?.get(e.name));
     }
   }
 }

@@ -139,13 +139,40 @@ function decompressToScratch(src: Buffer, expectedLength: number): Buffer {
  * compressed small files and large chunks in turn mapped fresh tables again and again (a
  * sixth of the page faults of a first backup of 30,000 small files).
  */
-const cctxs: (InstanceType<typeof zbind.CCtx> | undefined)[] = [];
+interface Compressor {
+  cctx: InstanceType<typeof zbind.CCtx>;
+  level: number;
+}
+const compressors: (Compressor | undefined)[] = [];
 const CCTX_TIERS = [16 * 1024, 128 * 1024, 256 * 1024];
 
-function cctxFor(length: number): InstanceType<typeof zbind.CCtx> {
+/**
+ * zstd's `ZSTD_c_blockSplitterLevel` (zstd.h, an experimental parameter that zstd-napi's enum
+ * leaves out), and its value for "never split a block before compressing it". Why: since zstd
+ * 1.5.7, levels 3 and up look for a place to split each 128 KiB block in two: over every byte
+ * of the large benchmark tree in 1 MiB blocks that cost 4-8 % of level 3's time for 0.5 % less
+ * output (docs/benchmarks.md). The frames are ordinary zstd frames either way.
+ */
+const BLOCK_SPLITTER_LEVEL = 1017 as zbind.CParameter;
+const NO_BLOCK_SPLITTING = 1;
+
+function compressorFor(length: number, level: number): Compressor {
   let tier = CCTX_TIERS.findIndex((max) => length <= max);
   if (tier < 0) tier = CCTX_TIERS.length;
-  return (cctxs[tier] ??= new zbind.CCtx());
+  let c = compressors[tier];
+  if (!c) {
+    c = compressors[tier] = { cctx: new zbind.CCtx(), level: -1 };
+    try {
+      c.cctx.setParameter(BLOCK_SPLITTER_LEVEL, NO_BLOCK_SPLITTING);
+    } catch {
+      // A libzstd that does not know the parameter compresses as it always did.
+    }
+  }
+  if (c.level !== level) {
+    c.cctx.setParameter(zbind.CParameter.compressionLevel, level);
+    c.level = level;
+  }
+  return c;
 }
 let scratch: Buffer | null = null;
 
@@ -155,11 +182,12 @@ let scratch: Buffer | null = null;
  * output buffer and then a copy of the result for every call, two buffers per chunk that only
  * lived until the blob was sealed.
  */
-function compressToScratch(src: Buffer, level: number): Buffer {
-  const cctx = cctxFor(src.length);
+export function compressToScratch(src: Uint8Array, level: number): Buffer {
+  const { cctx } = compressorFor(src.length, level);
   const bound = zbind.compressBound(src.length);
   if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(Math.max(bound, 1 << 20));
-  const n = cctx.compress(scratch, src, level);
+  // compress2 keeps the context's parameters (compressCCtx would reset the splitter setting).
+  const n = cctx.compress2(scratch, src);
   return scratch.subarray(0, n);
 }
 

@@ -23,6 +23,7 @@ import {
 import { buildTree, type DiffRequest, diffDirectory, type DirDiff, type SealedTree } from './dir-diff.js';
 import type { TreeNode } from '../tree/tree.js';
 import {
+  countTree,
   type FilePartOutcome,
   FileSession,
   type ReadContext,
@@ -31,6 +32,7 @@ import {
   scanDirectories,
   type SmallFileOutcome,
   type SmallFileRead,
+  type TreeCount,
 } from './file-work.js';
 import type {
   PoolReply,
@@ -163,6 +165,14 @@ export class BlobPool {
     const reply = await this.post({ op: 'scan', seq: ++this.seq, path, ahead }, [], this.pick());
     if (reply.kind !== 'scan') throw new Error(`blob pool: ${reply.kind} reply to a scan`);
     return reply.dir;
+  }
+
+  /** Counts files and bytes under a directory, up to about `ahead` entries (file-work.ts countTree). */
+  async countTree(path: string, ahead: number): Promise<TreeCount> {
+    if (this.size === 0) return countTree(path, ahead);
+    const reply = await this.post({ op: 'count', seq: ++this.seq, path, ahead }, [], this.pick());
+    if (reply.kind !== 'count') throw new Error(`blob pool: ${reply.kind} reply to a count`);
+    return reply.count;
   }
 
   /**

@@ -3,7 +3,7 @@ import type { ChunkerParams } from '../chunker/fastcdc.js';
 import type { BlobRef, BlobType, DamagedBlob, LocatedBlob } from '../pack/blob-codec.js';
 import type { DiffRequest, DirDiff, SealedTree } from './dir-diff.js';
 import type { TreeNode } from '../tree/tree.js';
-import type { ScannedDir, SmallFileRead } from './file-work.js';
+import type { ScannedDir, SmallFileRead, TreeCount } from './file-work.js';
 import type { EntryOutcome, EntryWork, RestoredMetadata, RestoreWriteOutcome } from './restore-work.js';
 
 /** A ReadContext as posted: sent to a thread once, then named by its number. */
@@ -40,6 +40,8 @@ export type PoolRequest =
     }
   /** Lists a directory, and its subdirectories up to about `ahead` entries (scanDirectories). */
   | { op: 'scan'; seq: number; path: string; ahead: number }
+  /** Counts files and bytes under a directory, up to about `ahead` entries (file-work.ts countTree). */
+  | { op: 'count'; seq: number; path: string; ahead: number }
   /** Lists directories and compares each with its parent tree (dir-diff.ts diffDirectory). */
   | {
       op: 'diff';
@@ -149,6 +151,7 @@ export type PoolResult =
   /** The sealed blob: the first `length` bytes of `data`. */
   | { kind: 'blob'; data: ArrayBuffer; length: number; compressed: boolean; plain: ArrayBuffer | null }
   | { kind: 'scan'; dir: ScannedDir }
+  | { kind: 'count'; count: TreeCount }
   /** In the order of the request's `dirs`. */
   | { kind: 'diffs'; diffs: DirDiff[] }
   /** The sealed tree blob: the first `length` bytes of `data`. */
