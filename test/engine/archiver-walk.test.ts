@@ -338,3 +338,30 @@ test('a seal that fails stops the walk at its next entry, not when the root seal
     await removeDir(work);
   }
 });
+
+test('progress goes out at most every 50 ms, and the last event has the final counts', async () => {
+  const work = await tempDir('archiver-walk-progress');
+  try {
+    const source = join(work, 'src');
+    await threeWideDirs(source);
+    const repo = await newRepository(join(work, 'vault'));
+    const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+    const events: { at: number; phase: string; filesDone: number }[] = [];
+    const result = await runBackup(ctx, {
+      sourcePath: source,
+      onProgress: (p) => events.push({ at: performance.now(), phase: p.phase, filesDone: p.filesDone }),
+    });
+    assert.equal(result.stats.filesNew, 7500);
+    // One event per file (and per chunk) before: 7,500 of them at least.
+    assert.ok(events.length >= 2 && events.length < 500, `${events.length} events`);
+    const last = events.at(-1)!;
+    assert.equal(last.phase, 'finalizing');
+    assert.equal(last.filesDone, 7500);
+    for (let i = 1; i < events.length - 1; i++) {
+      const gap = events[i]!.at - events[i - 1]!.at;
+      assert.ok(gap >= 49.5, `events ${i - 1} and ${i} ${gap.toFixed(1)} ms apart`);
+    }
+  } finally {
+    await removeDir(work);
+  }
+});

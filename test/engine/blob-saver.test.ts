@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { threadRecycler } from '../../src/engine/buffer-recycler.js';
-import { blobId } from '../../src/engine/pack/blob-codec.js';
+import { writeIndexFile } from '../../src/engine/index/master-index.js';
+import { blobId, encodeBlob } from '../../src/engine/pack/blob-codec.js';
 import { BlobPool } from '../../src/engine/parallel/blob-pool.js';
 import { BlobSaver } from '../../src/engine/repository/blob-saver.js';
 import type { RepositoryContext } from '../../src/engine/repository/repository-context.js';
@@ -55,5 +56,43 @@ describe('blob saver', () => {
     await saver.flush();
     assert.equal(saver.stored.length, 1, 'one pack');
     assert.equal(saver.stored[0]!.blobs.length, 1, 'holding the blob once');
+  });
+
+  test('takes a small sealed blob at once while its pack is open, and only then', async () => {
+    const saver = new BlobSaver(ctx, await ctx.loadIndex(), new BlobPool(0));
+    const plain = (n: number) => Buffer.from(`small file ${n} `.repeat(40));
+    const sealed = (p: Buffer) => encodeBlob(ctx.key, 'data', p, blobId(p), 3);
+    const a = sealed(plain(1));
+    // No pack is open before the first save: nothing is done, and the caller takes the slow path.
+    assert.equal(saver.saveEncodedNow(a), null);
+    assert.equal(saver.knows(a.id), false);
+    assert.equal((await saver.saveEncoded(a)).isNew, true);
+    assert.deepEqual(saver.saveEncodedNow(sealed(plain(1))), {
+      isNew: false,
+      storedBytes: 0,
+      compressed: false,
+    });
+    const b = sealed(plain(2));
+    const got = saver.saveEncodedNow(b);
+    assert.deepEqual(got, { isNew: true, storedBytes: b.sealed.length, compressed: true });
+    assert.equal(saver.knows(b.id), true);
+    // A blob too large to be gathered is written from its own buffer: not here.
+    const large = randomBytes(100_000);
+    assert.equal(saver.saveEncodedNow(encodeBlob(ctx.key, 'data', large, blobId(large), 3)), null);
+    await saver.flush();
+    // Both small blobs are in the one pack, and read back as they were.
+    assert.equal(saver.stored.length, 1);
+    assert.deepEqual(
+      saver.stored[0]!.blobs.map((x) => x.id),
+      [a.id, b.id],
+    );
+    await writeIndexFile(ctx.backend, ctx.key, saver.stored);
+    const index = await ctx.loadIndex();
+    for (const [blob, n] of [
+      [a, 1],
+      [b, 2],
+    ] as const) {
+      assert.ok((await ctx.loadBlob(index.get(blob.id)!)).equals(plain(n)), `blob ${n} reads back`);
+    }
   });
 });

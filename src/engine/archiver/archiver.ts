@@ -26,6 +26,7 @@ import { compareNames, encodeTree, type TreeNode } from '../tree/tree.js';
 import type { BackupOptions, BackupProgress, BackupResult, BackupStats } from './backup-types.js';
 import { ReadRateLimiter } from './rate-limiter.js';
 import { Scanner } from './scanner.js';
+import { nodeOf } from './tree-nodes.js';
 
 /**
  * Files of one directory in flight at once (the open directories along the walk's path multiply
@@ -85,6 +86,8 @@ const SCAN_AHEAD_ENTRIES = 4096;
  * milliseconds of a thread, so work queued behind it on that thread waits no longer than that.
  */
 const COUNT_ENTRIES_PER_REQUEST = 4096;
+/** Progress events a backup sends at most this often, apart from its last (see emit). */
+const PROGRESS_EVERY_MS = 50;
 /**
  * Directories listed and compared with their parent trees ahead of the walk (see refillDiffs): at
  * most this many, and at most this many bytes of their parent trees once opened. A diff held
@@ -125,8 +128,8 @@ type ParentDiff =
   | {
       diff: DirDiff;
       tree: SealedTree;
-      /** Its small files being read, by name (see requestDiff). */
-      reads: Map<string, Promise<BatchedRead>>;
+      /** Its small files being read (see requestDiff). */
+      reads: SmallReads;
     }
   | { unreadable: string };
 
@@ -154,6 +157,47 @@ interface FileContent {
  * a batch reads (it is then read on its own, as a large file is).
  */
 type BatchedRead = FileContent | { skipped: string } | null;
+
+/**
+ * A directory's small files being read in batches (readSmallFilesAhead): the batches, and which
+ * batch and place in it each file's read is, by name. Why not a promise per file: a directory's
+ * reads are all queued when its listing arrives, and 18,000 files in one directory (the small
+ * benchmark tree's man1) kept two promises and a closure each alive across many of the main
+ * thread's young-generation collections, which copied them every time.
+ */
+class SmallReads {
+  private readonly places = new Map<string, number>();
+  private readonly batches: Promise<BatchedRead[]>[] = [];
+
+  /** Files in a batch. */
+  get size(): number {
+    return this.places.size;
+  }
+
+  /** A batch of these files (in this order, at most SMALL_BATCH_FILES of them). */
+  add(names: readonly string[], batch: Promise<BatchedRead[]>): void {
+    const first = this.batches.length * SMALL_BATCH_FILES;
+    this.batches.push(batch);
+    names.forEach((name, i) => this.places.set(name, first + i));
+  }
+
+  /** Whether the file `name` is in a batch. */
+  has(name: string): boolean {
+    return this.places.has(name);
+  }
+
+  /** The read of the file `name`, once its batch is done (which `has` says it is in). */
+  async read(name: string): Promise<BatchedRead> {
+    const place = this.places.get(name)!;
+    const reads = await this.batches[Math.floor(place / SMALL_BATCH_FILES)]!;
+    return reads[place % SMALL_BATCH_FILES]!;
+  }
+
+  /** Settles when every batch has, failed or not. */
+  settled(): Promise<unknown> {
+    return Promise.allSettled(this.batches);
+  }
+}
 
 function errno(err: unknown): string {
   return (err as NodeJS.ErrnoException | null)?.code ?? String(err);
@@ -204,11 +248,13 @@ class Archiver {
    * Small-file reads started for directories listed ahead of the walk, by the directory's
    * absolute path, each taken (and deleted) when the walk gets there (see readSubdirsAhead).
    */
-  private readonly readsAhead = new Map<string, Map<string, Promise<BatchedRead>>>();
+  private readonly readsAhead = new Map<string, SmallReads>();
   private saver: BlobSaver | null = null;
   private index: MasterIndex | null = null;
   private phase: BackupProgress['phase'] = 'scanning';
   private filesDone = 0;
+  /** When the last progress event went out (see emit). */
+  private lastEmit = -Infinity;
   private bytesDone = 0;
   private readonly stats: BackupStats = {
     filesNew: 0,
@@ -269,7 +315,7 @@ class Archiver {
       const root = await this.saveDir(this.root, '', parent?.rootTreeId ?? null, rootListing);
       const rootTreeId = await root.treeId;
       this.phase = 'finalizing';
-      this.emit('');
+      this.emit('', true);
       await saver.flush();
       throwIfCancelled(this.signal, 'the backup');
       // The index goes first: a snapshot must never name blobs that no index lists.
@@ -340,9 +386,18 @@ class Archiver {
     }
   }
 
-  private emit(currentPath: string): void {
+  /**
+   * Reports progress, at most every PROGRESS_EVERY_MS unless `force`d (the last event, with the
+   * final counts, always is). Why: an event per file and per chunk, and the progress objects
+   * each one made here and in the job runner, were a measurable share of the main thread's
+   * garbage on a tree of small files, for a display that refreshes a few times a second.
+   */
+  private emit(currentPath: string, force = false): void {
     const cb = this.opts.onProgress;
     if (!cb) return;
+    const now = performance.now();
+    if (!force && now - this.lastEmit < PROGRESS_EVERY_MS) return;
+    this.lastEmit = now;
     cb({
       phase: this.phase,
       filesDone: this.filesDone,
@@ -484,7 +539,7 @@ class Archiver {
     entries: readonly DiffEntry[],
     listing: DirDiff | ScannedDir,
     cursor?: DiffCursor,
-    reads?: Map<string, Promise<BatchedRead>>,
+    reads?: SmallReads,
   ): Promise<(EntryResult | null)[]> {
     const subdirs = 'subdirs' in listing ? listing.subdirs : undefined;
     // The small files to read are queued in batches at once; each file's entry below waits for
@@ -509,7 +564,7 @@ class Archiver {
               childPath(abs, entry.name),
               childRel,
               entry,
-              batched.get(entry.name),
+              batched.has(entry.name) ? batched : undefined,
               listed,
             );
           } catch (err) {
@@ -523,7 +578,7 @@ class Archiver {
       );
     } finally {
       // After a failure, no batch is left reading or packing behind the caller's cleanup.
-      if (batched.size > 0) await Promise.allSettled(batched.values());
+      if (batched.size > 0) await batched.settled();
     }
   }
 
@@ -572,10 +627,10 @@ class Archiver {
       return { unreadable: (err as Error).message };
     }
     const diff = await this.pool.diffDir(abs, tree, this.fileContext(), urgent);
-    let reads = new Map<string, Promise<BatchedRead>>();
+    let reads = new SmallReads();
     if (diff.error === null && diff.parentError === null) {
       reads = this.readSmallFilesAhead(abs, rel, diff.entries);
-      if (reads.size > 0) this.untilSettled(Promise.allSettled(reads.values()));
+      if (reads.size > 0) this.untilSettled(reads.settled());
       for (const e of diff.entries) if (!this.prefetchDiff(abs, rel, e)) break;
     }
     return { diff, tree, reads };
@@ -629,25 +684,21 @@ class Archiver {
       const subAbs = childPath(abs, name);
       const subRel = relChild(rel, name);
       const entries = sub.entries.sort((a, b) => compareNames(a.name, b.name));
-      const reads = sub.error === null ? this.readSmallFilesAhead(subAbs, subRel, entries) : new Map();
+      const reads = sub.error === null ? this.readSmallFilesAhead(subAbs, subRel, entries) : new SmallReads();
       // Kept even when empty: it marks the directory as started, so its own subdirectories are not again.
       this.readsAhead.set(subAbs, reads);
-      if (reads.size > 0) this.untilSettled(Promise.allSettled(reads.values()));
+      if (reads.size > 0) this.untilSettled(reads.settled());
       this.readSubdirsAhead(subAbs, subRel, sub);
     }
   }
 
   /**
    * Queues the directory's small files that need reading (new, or changed since the parent) in
-   * batches; returns each one's pending read by name. Files are taken in name order, so batches
-   * hold neighbours. Not with a read rate limit, which paces reads part by part (readFile).
+   * batches. Files are taken in name order, so batches hold neighbours. Not with a read rate
+   * limit, which paces reads part by part (readFile).
    */
-  private readSmallFilesAhead(
-    abs: string,
-    rel: string,
-    entries: readonly ScannedEntry[],
-  ): Map<string, Promise<BatchedRead>> {
-    const pending = new Map<string, Promise<BatchedRead>>();
+  private readSmallFilesAhead(abs: string, rel: string, entries: readonly ScannedEntry[]): SmallReads {
+    const pending = new SmallReads();
     if (this.limiter) return pending;
     const minSize = this.ctx.config.chunker.minSize;
     const batches: ScannedEntry[][] = [];
@@ -666,59 +717,87 @@ class Archiver {
     if (batch.length > 0) batches.push(batch);
     for (const b of batches) {
       const reading = this.smallBatches.use(() => this.readBatch(abs, rel, b));
-      b.forEach((e, i) => {
-        const one = reading.then((reads) => reads[i]!);
-        // Awaited by the entry's save; a failure is reported there (or the walk stopped already).
-        one.catch(() => undefined);
-        pending.set(e.name, one);
-      });
+      // Awaited by the entries' saves; a failure is reported there (or the walk stopped already).
+      reading.catch(() => undefined);
+      pending.add(
+        b.map((e) => e.name),
+        reading,
+      );
     }
     return pending;
   }
 
-  /** Reads a batch of small files on a pool thread and packs their chunks; one result per file. */
+  /**
+   * Reads a batch of small files on a pool thread and packs their chunks; one result per file.
+   * A file that came back as one sealed blob the saver takes at once (saveEncodedNow: the common
+   * case) is done without a promise of its own; the others take the asynchronous path.
+   */
   private async readBatch(abs: string, rel: string, batch: readonly ScannedEntry[]): Promise<BatchedRead[]> {
     throwIfCancelled(this.signal, 'the backup');
     const files = batch.map((e) => ({ path: childPath(abs, e.name), expectedSize: e.size }));
     const outcomes = await this.pool.readSmallFiles(files, this.fileContext());
-    const saves = outcomes.map(async (o, i): Promise<BatchedRead> => {
-      if (o.status === 'grew') return null;
+    const results: BatchedRead[] = new Array<BatchedRead>(outcomes.length).fill(null);
+    const saves: Promise<void>[] = [];
+    outcomes.forEach((o, i) => {
+      if (o.status === 'grew') return;
       if (o.status === 'error') {
         this.stats.bytesRead += o.position;
-        return { skipped: readErrorReason(o) };
+        results[i] = { skipped: readErrorReason(o) };
+        return;
       }
       this.stats.bytesRead += o.bytesRead;
       const childRel = relChild(rel, batch[i]!.name);
-      const compression = { tryCompress: true, decided: false };
-      try {
-        for (const chunk of o.chunks) await this.saveChunk(files[i]!.path, childRel, chunk, compression);
-      } catch (err) {
-        if (err instanceof SkippedEntry) return { skipped: err.message };
-        throw err;
+      const only = o.chunks.length === 1 ? o.chunks[0]! : null;
+      if (only?.kind === 'sealed') {
+        const { id, sealed, compressed, length } = only;
+        const done = this.saver!.saveEncodedNow({
+          id,
+          type: 'data',
+          sealed,
+          compressed,
+          uncompressedLength: length,
+        });
+        if (done) {
+          this.countSaved(length, done);
+          this.bytesDone += length;
+          this.emit(childRel);
+          results[i] = { content: [id], bytes: o.bytesRead };
+          return;
+        }
       }
-      return { content: o.chunks.map((c) => c.id), bytes: o.bytesRead };
+      const compression = { tryCompress: true, decided: false };
+      saves.push(
+        (async () => {
+          try {
+            for (const chunk of o.chunks) await this.saveChunk(files[i]!.path, childRel, chunk, compression);
+          } catch (err) {
+            if (err instanceof SkippedEntry) {
+              results[i] = { skipped: err.message };
+              return;
+            }
+            throw err;
+          }
+          results[i] = { content: o.chunks.map((c) => c.id), bytes: o.bytesRead };
+        })(),
+      );
     });
     // Every save settles before the batch's slot is given back, failed or not.
-    const settled = await Promise.allSettled(saves);
-    return settled.map((s) => {
-      if (s.status === 'rejected') throw s.reason;
-      return s.value;
-    });
+    for (const s of await Promise.allSettled(saves)) if (s.status === 'rejected') throw s.reason;
+    return results;
   }
 
   private async saveEntry(
     abs: string,
     rel: string,
     entry: DiffEntry,
-    batched: Promise<BatchedRead> | undefined,
+    batched: SmallReads | undefined,
     listed: ScannedDir | Promise<ScannedDir> | undefined,
   ): Promise<EntryResult> {
     if (entry.error?.stage === 'stat') throw new SkippedEntry(`cannot stat (${entry.error.errno})`);
     if (entry.kind === 'dir') {
       // The parent's subtree came with the diff (a directory listed without one has none).
       const dir = await this.saveDir(abs, rel, entry.parentSubtree ?? null, listed);
-      const node = metadata(entry, 'dir');
-      const sealing = dir.treeId.then((subtree) => ({ ...node, subtree }));
+      const sealing = dir.treeId.then((subtree) => nodeOf(entry, 'dir', { subtree }));
       // Awaited by this directory's own seal; a walk that fails first never gets there.
       sealing.catch(() => undefined);
       return { sealing };
@@ -727,7 +806,7 @@ class Archiver {
       if (entry.linkTarget === undefined) {
         throw new SkippedEntry(`cannot read link (${entry.error?.errno ?? 'unknown'})`);
       }
-      return { ...metadata(entry, 'symlink'), linkTarget: entry.linkTarget };
+      return nodeOf(entry, 'symlink', { linkTarget: entry.linkTarget });
     }
     if (entry.kind === 'file') return this.saveFileEntry(abs, rel, entry, batched);
     throw new SkippedEntry('special file (device, socket or fifo) not backed up');
@@ -737,12 +816,11 @@ class Archiver {
     abs: string,
     rel: string,
     entry: DiffEntry,
-    batched: Promise<BatchedRead> | undefined,
+    batched: SmallReads | undefined,
   ): Promise<TreeNode> {
-    const node = metadata(entry, 'file');
     const size = entry.size;
     this.stats.bytesScanned += size;
-    const read = batched && (await batched);
+    const read = batched && (await batched.read(entry.name));
     if (read && 'skipped' in read) throw new SkippedEntry(read.skipped);
     // Small files are many and quick, large ones few and long: each kind has its own bound.
     const slots = size <= this.ctx.config.chunker.minSize ? this.smallFiles : this.readers;
@@ -752,7 +830,7 @@ class Archiver {
     this.filesDone++;
     this.bytesDone += Math.max(0, size - bytes);
     this.emit(rel);
-    return { ...node, size: bytes, content };
+    return nodeOf(entry, 'file', { size: bytes, content });
   }
 
   /**
@@ -888,18 +966,4 @@ function relChild(rel: string, name: string): string {
 
 function readErrorReason(e: { stage: 'open' | 'read'; errno: string; position: number }): string {
   return e.stage === 'open' ? `cannot open (${e.errno})` : `read failed at byte ${e.position} (${e.errno})`;
-}
-
-function metadata(entry: ScannedEntry, type: TreeNode['type']): TreeNode {
-  return {
-    name: entry.name,
-    type,
-    mode: entry.mode,
-    mtimeNs: entry.mtimeNs,
-    ctimeNs: entry.ctimeNs,
-    size: entry.size,
-    uid: entry.uid,
-    gid: entry.gid,
-    inode: entry.inode,
-  };
 }

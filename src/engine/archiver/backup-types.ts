@@ -4,6 +4,7 @@ export interface BackupOptions {
   parentSnapshotId?: string;
   tags?: Record<string, string>;
   signal?: AbortSignal;
+  /** Called as files are saved, at most every 50 ms, and once more with the final counts. */
   onProgress?: (p: BackupProgress) => void;
   /** Caps how fast source files are read, like restic's --limit-upload; unset means unlimited. */
   limitReadBytesPerSec?: number;

@@ -81,6 +81,15 @@ export class PackWriter {
   }
 
   /**
+   * Whether a blob of `length` sealed bytes would be gathered without waiting (see gather): it is
+   * small, and either fits the stage or no earlier stage is still being written.
+   */
+  gathersNow(length: number): boolean {
+    if (length >= GATHER_BELOW) return false;
+    return !this.stage || this.stageLength + length <= this.stage.length || this.stageWrite === null;
+  }
+
+  /**
    * Copies a small blob to the end of the stage, synchronously, so the stage always holds the
    * pack's bytes from stageAt on without a gap. A full stage is written and a fresh one started;
    * when the stage written before it is still being written, the caller waits for that one,

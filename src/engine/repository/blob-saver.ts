@@ -32,6 +32,8 @@ export interface SaveOutcome {
 export class BlobSaver {
   /** The pack each blob type is filling (opened on its first blob). */
   private readonly filling: Record<BlobType, Promise<PackWriter> | null> = { data: null, tree: null };
+  /** The same packs once open, for saves that need not wait (saveEncodedNow). */
+  private readonly open: Record<BlobType, PackWriter | null> = { data: null, tree: null };
   /** Packs opened and neither stored nor discarded yet. */
   private readonly unfinished = new Set<PackWriter>();
   private readonly seen = new Set<string>();
@@ -102,6 +104,38 @@ export class BlobSaver {
     return this.addToPack(blob);
   }
 
+  /**
+   * saveEncoded without waiting, when nothing would make it wait: the blob is known already, or
+   * it is small and its pack is open, takes it into the buffer of gathered blobs at once and is
+   * not full after it, and no upload is holding saves back. Returns null, having done nothing,
+   * otherwise. Why: a tree of small files saves one such blob per file, and the promises of the
+   * asynchronous path were a large share of the main thread's garbage (18,000 files of about
+   * 2 KB in one directory of the small benchmark tree).
+   */
+  saveEncodedNow(blob: EncodedBlob): SaveOutcome | null {
+    if (this.knows(blob.id)) {
+      this.pool.release(blob.sealed);
+      return { isNew: false, storedBytes: 0, compressed: false };
+    }
+    const pack = this.open[blob.type];
+    const length = blob.sealed.length;
+    if (
+      !pack ||
+      this.closed ||
+      this.uploadError ||
+      this.uploads.size > MAX_UPLOADS_IN_FLIGHT ||
+      !pack.gathersNow(length) ||
+      pack.size + length >= this.ctx.config.packSize
+    ) {
+      return null;
+    }
+    this.seen.add(blob.id);
+    // Gathered: the bytes are copied before add returns, and the promise it returns is settled.
+    void pack.add(blob);
+    this.pool.release(blob.sealed);
+    return { isNew: true, storedBytes: length, compressed: blob.compressed };
+  }
+
   /** Stores the partly filled packs and waits for every upload. */
   async flush(): Promise<void> {
     await this.settleEncoding();
@@ -121,7 +155,10 @@ export class BlobSaver {
   async drain(): Promise<void> {
     await this.settleEncoding();
     this.closed = true;
-    for (const type of ['data', 'tree'] as const) this.filling[type] = null;
+    for (const type of ['data', 'tree'] as const) {
+      this.filling[type] = null;
+      this.open[type] = null;
+    }
     await Promise.allSettled([...this.unfinished].map((pack) => pack.abort()));
     this.unfinished.clear();
     while (this.uploads.size > 0) await Promise.race(this.uploads);
@@ -151,15 +188,17 @@ export class BlobSaver {
     if (this.closed) return Promise.reject(new Error('blob saver: save after the backup ended'));
     let opening = this.filling[type];
     if (!opening) {
-      opening = this.ctx.backend.startUpload().then((upload) => {
+      const started: Promise<PackWriter> = this.ctx.backend.startUpload().then((upload) => {
         const pack = new PackWriter(upload);
         if (this.closed) {
           void pack.abort();
           throw new Error('blob saver: save after the backup ended');
         }
         this.unfinished.add(pack);
+        if (this.filling[type] === started) this.open[type] = pack;
         return pack;
       });
+      opening = started;
       this.filling[type] = opening;
     }
     return opening;
@@ -168,6 +207,7 @@ export class BlobSaver {
   /** The pack takes no more blobs; it is stored under its hash in the background (see uploads). */
   private finishPack(type: BlobType, pack: PackWriter): void {
     this.filling[type] = null;
+    if (this.open[type] === pack) this.open[type] = null;
     this.unfinished.delete(pack);
     if (pack.count === 0) {
       void pack.abort();
