@@ -168,6 +168,8 @@ type BatchedRead = FileContent | { skipped: string } | null;
 class SmallReads {
   private readonly places = new Map<string, number>();
   private readonly batches: Promise<BatchedRead[]>[] = [];
+  /** Each batch's reads once it is done. */
+  private readonly done: (BatchedRead[] | undefined)[] = [];
 
   /** Files in a batch. */
   get size(): number {
@@ -176,9 +178,14 @@ class SmallReads {
 
   /** A batch of these files (in this order, at most SMALL_BATCH_FILES of them). */
   add(names: readonly string[], batch: Promise<BatchedRead[]>): void {
-    const first = this.batches.length * SMALL_BATCH_FILES;
+    const at = this.batches.length;
     this.batches.push(batch);
-    names.forEach((name, i) => this.places.set(name, first + i));
+    // Registered before any caller's await of the batch, so it has run by the time they resume.
+    batch.then(
+      (reads) => (this.done[at] = reads),
+      () => undefined,
+    );
+    names.forEach((name, i) => this.places.set(name, at * SMALL_BATCH_FILES + i));
   }
 
   /** Whether the file `name` is in a batch. */
@@ -187,10 +194,12 @@ class SmallReads {
   }
 
   /** The read of the file `name`, once its batch is done (which `has` says it is in). */
-  async read(name: string): Promise<BatchedRead> {
+  read(name: string): BatchedRead | Promise<BatchedRead> {
     const place = this.places.get(name)!;
-    const reads = await this.batches[Math.floor(place / SMALL_BATCH_FILES)]!;
-    return reads[place % SMALL_BATCH_FILES]!;
+    const batch = Math.floor(place / SMALL_BATCH_FILES);
+    const done = this.done[batch];
+    if (done) return done[place % SMALL_BATCH_FILES]!;
+    return this.batches[batch]!.then((reads) => reads[place % SMALL_BATCH_FILES]!);
   }
 
   /** Settles when every batch has, failed or not. */
@@ -531,7 +540,9 @@ class Archiver {
   /**
    * The entries of a directory handled concurrently, so small-file I/O overlaps; results keep the
    * entries' order, so the tree (and its id) does not depend on timing. Files and subdirectories
-   * run in lanes of their own, so a subdirectory waiting for its turn never holds up a file.
+   * run in lanes of their own, so a subdirectory waiting for its turn never holds up a file. Files
+   * read in a batch are taken in order as their batches finish, without a promise each unless
+   * one must be read on its own (alone).
    */
   private async saveEntries(
     abs: string,
@@ -545,40 +556,77 @@ class Archiver {
     // The small files to read are queued in batches at once; each file's entry below waits for
     // its batch, while the walk goes on into the subdirectories.
     const batched = reads ?? this.readSmallFilesAhead(abs, rel, entries);
+    const results = new Array<EntryResult | null>(entries.length).fill(null);
+    const inBatches: number[] = [];
+    const others: number[] = [];
+    entries.forEach((e, i) => (e.kind === 'file' && batched.has(e.name) ? inBatches : others).push(i));
+    // Either side failing stops the other at its next entry, so neither runs on after we return.
+    let failed: { err: unknown } | null = null;
+    const checkGoing = (): void => {
+      throwIfCancelled(this.signal, 'the backup');
+      if (this.sealFailure) throw this.sealFailure.err;
+      if (failed) throw failed.err;
+    };
+    const noting = (work: Promise<void>): Promise<void> =>
+      work.catch((err: unknown) => {
+        failed ??= { err };
+      });
+    const batchedFiles = async (): Promise<void> => {
+      for (const i of inBatches) {
+        checkGoing();
+        const entry = entries[i]!;
+        this.stats.bytesScanned += entry.size;
+        const pending = batched.read(entry.name);
+        const read = pending instanceof Promise ? await pending : pending;
+        const childRel = relChild(rel, entry.name);
+        if (read && 'skipped' in read) this.warn(childRel, read.skipped);
+        else
+          results[i] = read ? this.fileSaved(childRel, entry, read) : await this.alone(abs, childRel, entry);
+      }
+    };
     try {
-      return await mapLanes(
-        entries,
-        (entry) => (entry.kind === 'dir' ? 1 : 0),
-        [ENTRY_CONCURRENCY, SUBDIRS_AT_ONCE],
-        async (entry) => {
-          throwIfCancelled(this.signal, 'the backup');
-          if (this.sealFailure) throw this.sealFailure.err;
-          // Subdirectories are walked one at a time in order: none before this one is asked for again.
-          if (entry.kind === 'dir' && cursor) cursor.next = Math.max(cursor.next, ++cursor.walked);
-          const childRel = relChild(rel, entry.name);
-          // A subdirectory's listing read ahead is handed on, and let go of here.
-          const listed = subdirs?.get(entry.name);
-          subdirs?.delete(entry.name);
-          try {
-            return await this.saveEntry(
-              childPath(abs, entry.name),
-              childRel,
-              entry,
-              batched.has(entry.name) ? batched : undefined,
-              listed,
-            );
-          } catch (err) {
-            if (err instanceof SkippedEntry) {
-              this.warn(childRel, err.message);
-              return null;
-            }
-            throw err;
-          }
-        },
-      );
+      await Promise.all([
+        noting(batchedFiles()),
+        noting(
+          mapLanes(
+            others,
+            (i) => (entries[i]!.kind === 'dir' ? 1 : 0),
+            [ENTRY_CONCURRENCY, SUBDIRS_AT_ONCE],
+            async (i) => {
+              checkGoing();
+              const entry = entries[i]!;
+              // Subdirectories are walked one at a time in order: none before this one is asked for again.
+              if (entry.kind === 'dir' && cursor) cursor.next = Math.max(cursor.next, ++cursor.walked);
+              const childRel = relChild(rel, entry.name);
+              // A subdirectory's listing read ahead is handed on, and let go of here.
+              const listed = subdirs?.get(entry.name);
+              subdirs?.delete(entry.name);
+              try {
+                results[i] = await this.saveEntry(childPath(abs, entry.name), childRel, entry, listed);
+              } catch (err) {
+                if (!(err instanceof SkippedEntry)) throw err;
+                this.warn(childRel, err.message);
+              }
+            },
+          ).then(() => undefined),
+        ),
+      ]);
+      if (failed) throw (failed as { err: unknown }).err;
+      return results;
     } finally {
       // After a failure, no batch is left reading or packing behind the caller's cleanup.
       if (batched.size > 0) await batched.settled();
+    }
+  }
+
+  /** A batched file that grew past what its batch read: read on its own, as a large file is. */
+  private async alone(abs: string, rel: string, entry: DiffEntry): Promise<TreeNode | null> {
+    try {
+      return await this.readAlone(childPath(abs, entry.name), rel, entry);
+    } catch (err) {
+      if (!(err instanceof SkippedEntry)) throw err;
+      this.warn(rel, err.message);
+      return null;
     }
   }
 
@@ -790,7 +838,6 @@ class Archiver {
     abs: string,
     rel: string,
     entry: DiffEntry,
-    batched: SmallReads | undefined,
     listed: ScannedDir | Promise<ScannedDir> | undefined,
   ): Promise<EntryResult> {
     if (entry.error?.stage === 'stat') throw new SkippedEntry(`cannot stat (${entry.error.errno})`);
@@ -808,27 +855,29 @@ class Archiver {
       }
       return nodeOf(entry, 'symlink', { linkTarget: entry.linkTarget });
     }
-    if (entry.kind === 'file') return this.saveFileEntry(abs, rel, entry, batched);
+    if (entry.kind === 'file') return this.saveFileEntry(abs, rel, entry);
     throw new SkippedEntry('special file (device, socket or fifo) not backed up');
   }
 
-  private async saveFileEntry(
-    abs: string,
-    rel: string,
-    entry: DiffEntry,
-    batched: SmallReads | undefined,
-  ): Promise<TreeNode> {
-    const size = entry.size;
-    this.stats.bytesScanned += size;
-    const read = batched && (await batched.read(entry.name));
-    if (read && 'skipped' in read) throw new SkippedEntry(read.skipped);
+  /** A file not read in a batch. */
+  private saveFileEntry(abs: string, rel: string, entry: DiffEntry): Promise<TreeNode> {
+    this.stats.bytesScanned += entry.size;
+    return this.readAlone(abs, rel, entry);
+  }
+
+  /** A file read on its own (not in a batch, or grown past what its batch read). */
+  private async readAlone(abs: string, rel: string, entry: DiffEntry): Promise<TreeNode> {
     // Small files are many and quick, large ones few and long: each kind has its own bound.
-    const slots = size <= this.ctx.config.chunker.minSize ? this.smallFiles : this.readers;
-    const { content, bytes } = read ?? (await slots.use(() => this.readFile(abs, rel, size)));
+    const slots = entry.size <= this.ctx.config.chunker.minSize ? this.smallFiles : this.readers;
+    return this.fileSaved(rel, entry, await slots.use(() => this.readFile(abs, rel, entry.size)));
+  }
+
+  /** Counts a saved file and makes its tree node. */
+  private fileSaved(rel: string, entry: DiffEntry, { content, bytes }: FileContent): TreeNode {
     if (entry.existed) this.stats.filesChanged++;
     else this.stats.filesNew++;
     this.filesDone++;
-    this.bytesDone += Math.max(0, size - bytes);
+    this.bytesDone += Math.max(0, entry.size - bytes);
     this.emit(rel);
     return nodeOf(entry, 'file', { size: bytes, content });
   }
