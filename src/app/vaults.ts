@@ -6,6 +6,7 @@ import { DEFAULT_COMPRESSION_LEVEL, parseCompressionLevel, Repository } from '..
 import { CofferError } from '../errors/coffer-error.js';
 import { openBackend } from '../storage/open-backend.js';
 import type { AppContext } from './context.js';
+import { rememberKeyHint } from './key-prefetch.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -68,7 +69,25 @@ export async function addItem(
     policyId: opts.policyId ?? null,
   });
   await app.store.audit(actor, 'item.add', item.id, { name: item.name, vault: vault.name, path: sourcePath });
+  await rememberVaultKey(app, item, vault);
   return item;
+}
+
+/**
+ * Remembers the salt and cost of the vault's key for the item, so that even its first
+ * `coffer backup` derives the key while the CLI loads (app/key-prefetch.ts); before, only a
+ * backup after one that had opened the vault did, and a first backup waited a tenth of a second
+ * for scrypt. Only for a vault with one key file (with more, which one the password opens is not
+ * known yet: the first backup records it). Best effort: storage that cannot be read now costs
+ * nothing but that tenth.
+ */
+async function rememberVaultKey(app: AppContext, item: Item, vault: Vault): Promise<void> {
+  try {
+    const keys = await Repository.keyParams(openBackend(vault.location));
+    if (keys.length === 1) rememberKeyHint(app.config.home, [item.name, item.id], keys[0]!);
+  } catch {
+    // Unreachable or damaged storage: the backup reports it when it opens the vault.
+  }
 }
 
 /** The real path of a readable directory: two spellings of one directory are one item. */
@@ -97,6 +116,7 @@ export async function moveItem(
   const from = await app.store.getVault(item.vaultId);
   const moved = await app.store.moveItem(item.id, to.id);
   await app.store.audit(actor, 'item.move', item.id, { from: from.name, to: to.name });
+  await rememberVaultKey(app, moved, to);
   return { item: moved, from, to };
 }
 

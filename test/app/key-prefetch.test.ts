@@ -108,6 +108,32 @@ describe('key hints kept by coffer backup (real CLI)', () => {
   });
   after(() => w.close());
 
+  /** The salt and cost of the one key file of the vault in `dir`, as a hint holds them. */
+  async function keyOf(dir: string): Promise<Record<string, unknown>> {
+    const [name] = await readdir(join(dir, 'keys'));
+    const keyFile = JSON.parse(await readFile(join(dir, 'keys', name!), 'utf8')) as Record<string, unknown>;
+    return { salt: keyFile.salt, N: keyFile.N, r: keyFile.r, p: keyFile.p };
+  }
+  const hintsNow = async () =>
+    (JSON.parse(await readFile(keyHintsPath(home), 'utf8')) as { items: Record<string, unknown> }).items;
+
+  it('item add and item move remember the key, so even the first backup derives it ahead', async () => {
+    // Before any backup: `item add` in the before hook wrote it.
+    const items = json<{ id: string; name: string }[]>(await w.ok(['item', 'list', '--json']));
+    const docs = items.find((i) => i.name === 'docs')!;
+    const alpha = await keyOf(join(w.root, 'vault'));
+    assert.deepEqual((await hintsNow()).docs, alpha);
+    assert.deepEqual((await hintsNow())[docs.id], alpha);
+    // Moved to another vault, the item's hint follows it there, and back.
+    await w.ok(['vault', 'create', 'beta', '--path', join(w.root, 'vault-beta')]);
+    await w.ok(['item', 'move', 'docs', '--vault', 'beta']);
+    const beta = await keyOf(join(w.root, 'vault-beta'));
+    assert.notDeepEqual(beta, alpha);
+    assert.deepEqual((await hintsNow()).docs, beta);
+    await w.ok(['item', 'move', 'docs', '--vault', 'alpha']);
+    assert.deepEqual((await hintsNow())[docs.id], alpha);
+  });
+
   it('records the salt and cost of the vault’s key file under the item’s name and id', async () => {
     const job = json<{ state: string; item: { id: string } }>(await w.ok(['backup', 'docs', '--json']));
     assert.equal(job.state, 'completed');

@@ -109,6 +109,17 @@ export class Repository {
     return new Repository(new RepositoryContext(backend, masterKey, config), kdfOf(keyFile));
   }
 
+  /**
+   * The salt and cost of each key file of the vault at `backend`: stored unencrypted, no secret,
+   * and read without a password (app/key-prefetch.ts remembers them to derive a key ahead).
+   */
+  static async keyParams(backend: Backend): Promise<KdfParams[]> {
+    const names = await backend.list('keys');
+    return Promise.all(
+      names.map(async (name) => kdfOf(parseKeyFile(await backend.load(`keys/${name}`), `keys/${name}`))),
+    );
+  }
+
   static async open(backend: Backend, password: string): Promise<Repository> {
     if (!(await backend.stat('config'))) {
       throw new CofferError('VaultNotFound', `no vault at ${backend.location}`, {
