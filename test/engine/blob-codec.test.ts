@@ -57,6 +57,19 @@ describe('blob codec, transient decode', () => {
     assert.ok(kept.equals(random), 'a decode without transient is not overwritten');
   });
 
+  it('grows its reused buffer by powers of two, not to each new largest blob', () => {
+    // Larger than anything decoded above, and growing: each would have taken a new buffer.
+    const views = [8.5, 9, 10.5, 12].map((mib) => {
+      const plain = Buffer.alloc(Math.round(mib * 1024 * 1024), `block of ${mib} MiB `);
+      const e = encodeBlob(key, 'data', plain, blobId(plain), 3);
+      const out = decodeBlob(key, e.sealed, refOf(e), 'p', true);
+      assert.ok(out.equals(plain), `${mib} MiB round-trips`);
+      return out.buffer;
+    });
+    assert.equal(views[0]!.byteLength, 16 * 1024 * 1024);
+    for (const v of views) assert.equal(v, views[0], 'one buffer served them all');
+  });
+
   it('refuses tampered, mislabelled and truncated blobs with RepositoryCorrupt either way', () => {
     const e = encodeBlob(key, 'data', compressible, blobId(compressible), 3);
     const flipped = Buffer.from(e.sealed);

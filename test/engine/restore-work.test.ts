@@ -7,7 +7,9 @@ import { threadRecycler } from '../../src/engine/buffer-recycler.js';
 import { blobId, encodeBlob } from '../../src/engine/pack/blob-codec.js';
 import { BlobPool } from '../../src/engine/parallel/blob-pool.js';
 import type { EntryWork } from '../../src/engine/parallel/restore-work.js';
-import { removeDir, tempDir } from './source-tree-fixture.js';
+import { Repository } from '../../src/engine/index.js';
+import { LocalBackend } from '../../src/storage/local/local-backend.js';
+import { removeDir, tempDir, TEST_CHUNKER, TEST_SCRYPT } from './source-tree-fixture.js';
 
 // The same batches inline (no threads) and on a pool thread: both must behave alike.
 for (const threads of [0, 1]) {
@@ -203,3 +205,30 @@ for (const threads of [0, 1, 2]) {
     });
   });
 }
+
+describe('restore of a pack larger than the reused range buffers', () => {
+  it('reads it into shared memory of its own and restores every byte', async () => {
+    const work = await tempDir('big-range');
+    try {
+      // One 40 MiB pack holding a 30 MiB file: its range is past the 17 MiB buffers.
+      const repo = await Repository.init(new LocalBackend(join(work, 'vault')), 'pw', {
+        scrypt: TEST_SCRYPT,
+        chunker: TEST_CHUNKER,
+        packSize: 40 * 1024 * 1024,
+      });
+      const content = randomBytes(30 * 1024 * 1024);
+      await mkdir(join(work, 'src'));
+      await writeFile(join(work, 'src', 'big'), content);
+      const { snapshotId } = await repo.backup({ sourcePath: join(work, 'src') });
+      const packs = await new LocalBackend(join(work, 'vault')).list('data');
+      const sizes = await Promise.all(
+        packs.map(async (p) => (await stat(join(work, 'vault', 'data', p))).size),
+      );
+      assert.ok(Math.max(...sizes) > 30 * 1024 * 1024, `pack sizes ${sizes.join(', ')}`);
+      await repo.restore({ snapshotId, target: join(work, 'out') });
+      assert.ok((await readFile(join(work, 'out', 'big'))).equals(content));
+    } finally {
+      await removeDir(work);
+    }
+  });
+});

@@ -408,15 +408,16 @@ class Restorer {
     for (const { start, end, items } of packRanges(blobs, (b) => b.entry, MAX_RANGE_GAP, MAX_RANGE_SIZE)) {
       throwIfCancelled(this.opts.signal, 'the restore');
       let range: Buffer;
-      // A range larger than the reused buffers (rare: a pack above the default size) gets its own.
-      const into =
-        end - start <= RANGE_BUFFER_SIZE
-          ? (this.rangeBuffers.pop() ?? Buffer.from(new SharedArrayBuffer(RANGE_BUFFER_SIZE)))
-          : undefined;
+      // A range larger than the reused buffers (a pack above the default size: its last blob took
+      // it past 16 MiB) gets shared memory of its own, so its blobs are not copied either.
+      const reused = end - start <= RANGE_BUFFER_SIZE;
+      const into = reused
+        ? (this.rangeBuffers.pop() ?? Buffer.from(new SharedArrayBuffer(RANGE_BUFFER_SIZE)))
+        : Buffer.from(new SharedArrayBuffer(end - start));
       try {
         range = await this.ctx.backend.load(packPath(packId), { offset: start, length: end - start }, into);
       } catch (err) {
-        if (into) this.rangeBuffers.push(into);
+        if (reused) this.rangeBuffers.push(into);
         // A missing or short pack damages the files that need it, not the rest of the restore.
         if (!isCofferError(err, 'RepositoryCorrupt')) throw err;
         for (const b of items) this.markDamaged(b);
@@ -448,7 +449,7 @@ class Restorer {
         // Every write that used the range has ended (a thread read its sealed bytes, or they were
         // copied to one), so the buffer can take the next range.
         await Promise.all(writing);
-        if (into) this.rangeBuffers.push(into);
+        if (reused) this.rangeBuffers.push(into);
       }
       if (failed !== null) throw failed;
     }
