@@ -561,16 +561,21 @@ class Archiver {
     const others: number[] = [];
     entries.forEach((e, i) => (e.kind === 'file' && batched.has(e.name) ? inBatches : others).push(i));
     // Either side failing stops the other at its next entry, so neither runs on after we return.
-    let failed: { err: unknown } | null = null;
+    const failure: { failed: boolean; err?: unknown } = { failed: false };
     const checkGoing = (): void => {
       throwIfCancelled(this.signal, 'the backup');
       if (this.sealFailure) throw this.sealFailure.err;
-      if (failed) throw failed.err;
+      if (failure.failed) throw failure.err;
     };
-    const noting = (work: Promise<void>): Promise<void> =>
-      work.catch((err: unknown) => {
-        failed ??= { err };
-      });
+    const noting = (work: Promise<unknown>): Promise<void> =>
+      work.then(
+        () => undefined,
+        (err: unknown) => {
+          if (failure.failed) return;
+          failure.failed = true;
+          failure.err = err;
+        },
+      );
     const batchedFiles = async (): Promise<void> => {
       for (const i of inBatches) {
         checkGoing();
@@ -608,10 +613,10 @@ class Archiver {
                 this.warn(childRel, err.message);
               }
             },
-          ).then(() => undefined),
+          ),
         ),
       ]);
-      if (failed) throw (failed as { err: unknown }).err;
+      if (failure.failed) throw failure.err;
       return results;
     } finally {
       // After a failure, no batch is left reading or packing behind the caller's cleanup.

@@ -226,7 +226,8 @@ export interface TreeCount {
  * stat'ed, or whose name is not valid UTF-8, is left out of the totals: the walk reports it.
  */
 export function countTree(path: string, aheadEntries: number): TreeCount {
-  const count: TreeCount = { files: 0, bytes: 0, pending: [] };
+  let files = 0;
+  let bytes = 0;
   const stack = [path];
   let left = aheadEntries;
   while (stack.length > 0 && left > 0) {
@@ -239,15 +240,15 @@ export function countTree(path: string, aheadEntries: number): TreeCount {
     }
     left -= entries.length + 1;
     for (const e of entries) {
-      const abs = childPath(dir, e.name);
-      if (e.isDirectory()) stack.push(abs);
+      if (e.isDirectory()) stack.push(childPath(dir, e.name));
       else if (e.isFile() || untyped(e)) {
         // lstat gives a file's size, and says what an untyped entry is.
+        const abs = childPath(dir, e.name);
         try {
           const st = lstatSync(abs);
           if (st.isFile()) {
-            count.files++;
-            count.bytes += st.size;
+            files++;
+            bytes += st.size;
           } else if (st.isDirectory()) stack.push(abs);
         } catch {
           // Gone or unreadable since the listing: the walk reports it, if it is still so.
@@ -255,8 +256,7 @@ export function countTree(path: string, aheadEntries: number): TreeCount {
       }
     }
   }
-  count.pending = stack;
-  return count;
+  return { files, bytes, pending: stack };
 }
 
 /** An entry readdir gave no type for (DT_UNKNOWN): some file systems never do. */
