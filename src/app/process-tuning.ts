@@ -18,6 +18,20 @@
  *   worker threads' own young generation is capped when they start (engine/parallel/blob-pool.ts).
  *
  * An operator who sets either glibc variable, or COFFER_MEMORY_TUNING=off, keeps their own.
+ *
+ * A backup or restore run in the foreground also has V8 wait longer before it optimises a
+ * function (tuneCompilerForOneShot). Why: such a command lives for a second or a few, and V8's
+ * default budget, made for long-lived programs, had TurboFan compile about 250 functions of a
+ * small first backup on the V8 platform's threads, which take the two cores the engine threads
+ * need; in a backup with no changes V8's own threads used about 0.5 s of the command's 1.5 s of
+ * CPU. With the budget at 16x, a large tree's backup with no changes took 0.46-0.56 s against
+ * 0.55-0.70 s, after a 1 % change 0.59-0.81 s against 0.75-0.88 s; first backups and restores
+ * did not move beyond the noise (docs/backup-performance.md, "Start-up").
+ * Capping V8 at its baseline compiler (`--max-opt=1`) did as well on the large tree but made
+ * the small tree's 1 % backup slower (0.99-1.06 s against 0.82-0.98 s): its hot code repays
+ * TurboFan; the budget only spares what runs too little to repay it. `serve` and `worker` keep V8's
+ * defaults: they live long enough to repay every compilation. COFFER_JIT_TUNING=off keeps them
+ * for every command.
  */
 import { setFlagsFromString } from 'node:v8';
 import { loadNativeAddon } from '../platform/native-addons.js';
@@ -28,6 +42,11 @@ export const MMAP_THRESHOLD_BYTES = 256 * 1024;
 export const TRIM_THRESHOLD_BYTES = 256 * 1024;
 /** Flags of V8's that are read at every collection (see the module comment). */
 export const V8_FLAGS = ['--semi-space-growth-factor=1', '--heap-growing-percent=30'];
+/**
+ * V8's interrupt budget (bytecodes run before a function's tier is reconsidered) for a one-shot
+ * backup or restore: 16 times Node 20's default of 67,584 (see the module comment).
+ */
+export const ONE_SHOT_V8_FLAGS = ['--interrupt-budget=1081344'];
 
 /** The C allocator's totals over all arenas (glibc's mallinfo2). */
 export interface AllocatorStats {
@@ -71,6 +90,24 @@ export function allocatorStats(): AllocatorStats | null {
   return mallocTuningAddon()?.stats() ?? null;
 }
 
+/** The V8 flags this process set, in order; set again as each worker thread comes online. */
+const keptV8Flags: string[] = [];
+
+function keepV8Flags(flags: readonly string[]): void {
+  for (const flag of flags) setFlagsFromString(flag);
+  // A worker thread, as it starts, sets V8's flags back to the command line's (measured on
+  // Node 20: the main thread's young generation grew to 32 MiB once the engine threads were
+  // up), so they are set again when each one is online.
+  if (keptV8Flags.length === 0) {
+    process.on('worker', (worker) =>
+      worker.once('online', () => {
+        for (const flag of keptV8Flags) setFlagsFromString(flag);
+      }),
+    );
+  }
+  keptV8Flags.push(...flags);
+}
+
 let applied: TuningOutcome | null = null;
 
 /** Applies the settings above, once per process; later calls return the first outcome. */
@@ -78,16 +115,22 @@ export function tuneProcessMemory(env: NodeJS.ProcessEnv = process.env): TuningO
   if (applied) return applied;
   if (env.COFFER_MEMORY_TUNING === 'off')
     return (applied = { allocator: 'left to the operator', v8Flags: [] });
-  const setV8Flags = () => {
-    for (const flag of V8_FLAGS) setFlagsFromString(flag);
-  };
-  setV8Flags();
-  // A worker thread, as it starts, sets V8's flags back to the command line's (measured on
-  // Node 20: the main thread's young generation grew to 32 MiB once the engine threads were
-  // up), so they are set again when each one is online.
-  process.on('worker', (worker) => worker.once('online', setV8Flags));
+  keepV8Flags(V8_FLAGS);
   applied = { allocator: tuneAllocator(env), v8Flags: V8_FLAGS };
   return applied;
+}
+
+let compilerTuned: readonly string[] | null = null;
+
+/**
+ * Sets ONE_SHOT_V8_FLAGS for a command that lives seconds, not hours (a backup or restore in
+ * the foreground); once per process. Returns the flags set (none with COFFER_JIT_TUNING=off).
+ */
+export function tuneCompilerForOneShot(env: NodeJS.ProcessEnv = process.env): readonly string[] {
+  if (compilerTuned) return compilerTuned;
+  if (env.COFFER_JIT_TUNING === 'off') return (compilerTuned = []);
+  keepV8Flags(ONE_SHOT_V8_FLAGS);
+  return (compilerTuned = ONE_SHOT_V8_FLAGS);
 }
 
 function tuneAllocator(env: NodeJS.ProcessEnv): AllocatorTuning {

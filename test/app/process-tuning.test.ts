@@ -5,9 +5,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const MODULE = fileURLToPath(new URL('../../src/app/process-tuning.js', import.meta.url));
+const START_AHEAD = fileURLToPath(new URL('../../src/cli/start-ahead.js', import.meta.url));
 
 /**
  * Runs `body` in a child with the module imported as `t`; returns what it printed as JSON.
@@ -105,5 +109,75 @@ describe('process memory tuning', () => {
        console.log(JSON.stringify({ same: a === b, allocator: b.allocator }));`,
     );
     assert.deepEqual(twice, { same: true, allocator: 'tuned' });
+  });
+});
+
+/**
+ * A function run 500 times: TurboFan optimises it under V8's default interrupt budget (measured
+ * on Node 20: from 150 calls up) but not under ONE_SHOT_V8_FLAGS (not below 1,000 calls). Each
+ * thread has its own name for it; the waits let a concurrent compilation finish and say so.
+ */
+const lukewarm = (
+  name: string,
+) => `function ${name}(n) { let s = 0; for (let i = 0; i < n; i++) s = (s + i * 31) | 0; return s; }
+let acc = 0; for (let j = 0; j < 500; j++) acc ^= ${name}(20);`;
+
+/** How often V8 said it optimised each thread's lukewarm function in a child running `body`. */
+function lukewarmOptimisations(body: string, env: NodeJS.ProcessEnv = {}): { main: number; worker: number } {
+  const clean: NodeJS.ProcessEnv = { ...process.env };
+  delete clean.COFFER_JIT_TUNING;
+  const inWorker = `${lukewarm('onWorker')}\nsetTimeout(() => {}, 200);`;
+  const script = `import * as t from ${JSON.stringify(MODULE)};
+import { startAhead } from ${JSON.stringify(START_AHEAD)};
+import { Worker } from 'node:worker_threads';
+${body}
+${lukewarm('onMain')}
+await new Promise((r) => setTimeout(r, 200));
+const w = new Worker(${JSON.stringify(inWorker)}, { eval: true });
+await new Promise((r) => w.once('exit', r));`;
+  const out = execFileSync(process.execPath, ['--trace-opt', '--input-type=module', '-e', script], {
+    env: { ...clean, ...env },
+    encoding: 'utf8',
+  });
+  const count = (name: string) =>
+    out.match(new RegExp(`completed optimizing [^\\n]*<JSFunction ${name} `, 'g'))?.length ?? 0;
+  return { main: count('onMain'), worker: count('onWorker') };
+}
+
+describe('compiler tuning for one-shot commands', () => {
+  it('has V8 wait longer before optimising, on the main thread and on threads started later', () => {
+    assert.deepEqual(lukewarmOptimisations('t.tuneCompilerForOneShot();'), { main: 0, worker: 0 });
+    // The control: V8's default budget, which the tuning exists to change.
+    assert.deepEqual(lukewarmOptimisations(''), { main: 1, worker: 1 });
+  });
+
+  it('applies to a backup or restore in the foreground, not to serve, worker or a detached job', () => {
+    const home = mkdtempSync(join(tmpdir(), 'coffer-jit-'));
+    const env = { COFFER_HOME: home, COFFER_ENGINE_THREADS: '1' };
+    const run = (argv: string[]) =>
+      lukewarmOptimisations(`startAhead(${JSON.stringify(['node', 'coffer', ...argv])});`, env).main;
+    try {
+      assert.equal(run(['backup', 'docs']), 0);
+      assert.equal(run(['restore', 'docs', '--target', join(home, 'out')]), 0);
+      assert.equal(run(['serve']), 1);
+      assert.equal(run(['worker']), 1);
+      assert.equal(run(['backup', 'docs', '--detach']), 1);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps V8 defaults with COFFER_JIT_TUNING=off, and applies once per process', () => {
+    const r = inChild(
+      `const a = t.tuneCompilerForOneShot({ COFFER_JIT_TUNING: 'off' }); const b = t.tuneCompilerForOneShot();
+       console.log(JSON.stringify({ a, same: a === b }));`,
+    );
+    assert.deepEqual(r, { a: [], same: true });
+    const on = inChild(`console.log(JSON.stringify({ flags: t.tuneCompilerForOneShot({}) }));`);
+    assert.deepEqual(on.flags, ['--interrupt-budget=1081344']);
+    assert.deepEqual(lukewarmOptimisations("t.tuneCompilerForOneShot({ COFFER_JIT_TUNING: 'off' });"), {
+      main: 1,
+      worker: 1,
+    });
   });
 });
