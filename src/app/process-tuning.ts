@@ -24,14 +24,11 @@
  * default budget, made for long-lived programs, had TurboFan compile about 250 functions of a
  * small first backup on the V8 platform's threads, which take the two cores the engine threads
  * need; in a backup with no changes V8's own threads used about 0.5 s of the command's 1.5 s of
- * CPU. With the budget at 16x, a large tree's backup with no changes took 0.46-0.56 s against
- * 0.55-0.70 s, after a 1 % change 0.59-0.81 s against 0.75-0.88 s; first backups and restores
- * did not move beyond the noise (docs/backup-performance.md, "Start-up").
- * Capping V8 at its baseline compiler (`--max-opt=1`) did as well on the large tree but made
- * the small tree's 1 % backup slower (0.99-1.06 s against 0.82-0.98 s): its hot code repays
- * TurboFan; the budget only spares what runs too little to repay it. `serve` and `worker` keep V8's
- * defaults: they live long enough to repay every compilation. COFFER_JIT_TUNING=off keeps them
- * for every command.
+ * CPU. At 16x, backups with few changes took about a tenth of a second less and nothing else
+ * measured moved beyond the noise; V8's baseline compiler alone (`--max-opt=1`) made the small
+ * tree's 1 % backup slower, since its hot code repays TurboFan (figures: docs/backup-performance.md,
+ * "Start-up"). `serve` and `worker` keep V8's defaults: they live long enough to repay every
+ * compilation. COFFER_JIT_TUNING=off keeps them for every command.
  */
 import { setFlagsFromString } from 'node:v8';
 import { loadNativeAddon } from '../platform/native-addons.js';

@@ -14,20 +14,31 @@ const MODULE = fileURLToPath(new URL('../../src/app/process-tuning.js', import.m
 const START_AHEAD = fileURLToPath(new URL('../../src/cli/start-ahead.js', import.meta.url));
 
 /**
+ * What a child Node printed after running `script` (an ES module) with `nodeArgs`, in an
+ * environment without the operator's own tuning variables, plus `env`.
+ */
+function childOutput(script: string, nodeArgs: string[], env: NodeJS.ProcessEnv): string {
+  const clean: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of [
+    'MALLOC_MMAP_THRESHOLD_',
+    'MALLOC_TRIM_THRESHOLD_',
+    'COFFER_MEMORY_TUNING',
+    'COFFER_JIT_TUNING',
+  ])
+    delete clean[name];
+  return execFileSync(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], {
+    env: { ...clean, ...env },
+    encoding: 'utf8',
+  });
+}
+
+/**
  * Runs `body` in a child with the module imported as `t`; returns what it printed as JSON.
  * `--expose-gc` so the child can free an ArrayBuffer when it chooses.
  */
 function inChild(body: string, env: NodeJS.ProcessEnv = {}): Record<string, unknown> {
-  const clean: NodeJS.ProcessEnv = { ...process.env };
-  delete clean.MALLOC_MMAP_THRESHOLD_;
-  delete clean.MALLOC_TRIM_THRESHOLD_;
-  delete clean.COFFER_MEMORY_TUNING;
   const script = `import * as t from ${JSON.stringify(MODULE)};\n${body}`;
-  const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
-    env: { ...clean, ...env },
-    encoding: 'utf8',
-  });
-  return JSON.parse(out) as Record<string, unknown>;
+  return JSON.parse(childOutput(script, ['--expose-gc'], env)) as Record<string, unknown>;
 }
 
 /**
@@ -124,8 +135,6 @@ let acc = 0; for (let j = 0; j < 500; j++) acc ^= ${name}(20);`;
 
 /** How often V8 said it optimised each thread's lukewarm function in a child running `body`. */
 function lukewarmOptimisations(body: string, env: NodeJS.ProcessEnv = {}): { main: number; worker: number } {
-  const clean: NodeJS.ProcessEnv = { ...process.env };
-  delete clean.COFFER_JIT_TUNING;
   const inWorker = `${lukewarm('onWorker')}\nsetTimeout(() => {}, 200);`;
   const script = `import * as t from ${JSON.stringify(MODULE)};
 import { startAhead } from ${JSON.stringify(START_AHEAD)};
@@ -135,10 +144,7 @@ ${lukewarm('onMain')}
 await new Promise((r) => setTimeout(r, 200));
 const w = new Worker(${JSON.stringify(inWorker)}, { eval: true });
 await new Promise((r) => w.once('exit', r));`;
-  const out = execFileSync(process.execPath, ['--trace-opt', '--input-type=module', '-e', script], {
-    env: { ...clean, ...env },
-    encoding: 'utf8',
-  });
+  const out = childOutput(script, ['--trace-opt'], env);
   const count = (name: string) =>
     out.match(new RegExp(`completed optimizing [^\\n]*<JSFunction ${name} `, 'g'))?.length ?? 0;
   return { main: count('onMain'), worker: count('onWorker') };
