@@ -10,7 +10,7 @@ import { countTree, FileSession, type ReadContext, readSmallFiles, scanDirectori
 import { buildTree, diffDirectory } from './dir-diff.js';
 import { restoreEntries, restoreWrite } from './restore-work.js';
 import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult, ReadContextWire } from './pool-messages.js';
-import { adoptPooled, threadRecycler, wholeBuffer } from '../buffer-recycler.js';
+import { adoptPooled, RECYCLE_IDLE_MS, threadRecycler, wholeBuffer } from '../buffer-recycler.js';
 import { fromWire, partToWire } from './transfer.js';
 
 const port = parentPort;
@@ -138,6 +138,9 @@ function filePart(
   const { wire, transfer } = partToWire(part);
   return { result: { kind: 'part', part: wire }, transfer };
 }
+
+// A thread with no work frees its kept buffers too (takes and gives trim only while it works).
+setInterval(() => threadRecycler.trim(), RECYCLE_IDLE_MS).unref();
 
 port.on('message', (req: PoolRequest & { dispose?: ArrayBuffer[] }) => {
   // Buffers the main thread is done with (BlobPool.release): kept for reuse here.
