@@ -37,7 +37,8 @@ export const RECYCLE_IDLE_MS = 500;
  * caller must hold no view of it that is still in use (they become empty).
  */
 export function discard(ab: ArrayBuffer): void {
-  structuredClone(ab, { transfer: [ab] });
+  // A detached buffer (discarded already, or transferred) cannot be transferred again.
+  if (ab.byteLength > 0) structuredClone(ab, { transfer: [ab] });
 }
 
 /** True for the sizes the recycler hands out (and so takes back). */
@@ -137,7 +138,8 @@ export class BufferRecycler {
    */
   give(ab: ArrayBuffer): void {
     const size = ab.byteLength;
-    if (!pooled.has(ab)) return;
+    // A detached buffer (given twice, say) holds no memory to keep.
+    if (!pooled.has(ab) || size === 0) return;
     if (this.keptBytes + size > this.keepBytes) {
       discard(ab);
       return;

@@ -120,6 +120,15 @@ describe('BufferRecycler', () => {
     discard(ab);
     assert.equal(ab.byteLength, 0);
     assert.equal(view.length, 0);
+    // Again, or given back after it was freed past the cap: nothing happens, nothing is kept.
+    discard(ab);
+    const r = new BufferRecycler(1 << 20, 0);
+    const big = r.take(2 << 20).buffer as ArrayBuffer;
+    r.give(big);
+    assert.equal(big.byteLength, 0, 'past the cap: freed');
+    r.give(big);
+    assert.equal(r.kept, 0);
+    r.trim();
   });
 
   it('transfers a pooled view whole, and copies anything that shares its memory', () => {
