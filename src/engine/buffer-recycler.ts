@@ -119,17 +119,14 @@ export class BufferRecycler {
     // A kept buffer up to two sizes larger serves too. Why: chunk sizes spread over several
     // sizes, and a free list holding only others sent the thread to fresh memory (page faults)
     // while it held buffers that would have done (see `capacity`).
-    for (let s = size; s <= Math.min(4 * size, RECYCLE_MAX); s *= 2) {
-      const kept = this.free.get(s)?.pop();
-      if (!kept) continue;
-      this.keptBytes -= s;
-      this.trimSometimes();
-      return Buffer.from(kept.ab, 0, length);
+    let ab: ArrayBuffer | undefined;
+    for (let s = size; !ab && s <= Math.min(4 * size, RECYCLE_MAX); s *= 2) {
+      ab = this.free.get(s)?.pop()?.ab;
+      if (ab) this.keptBytes -= s;
     }
     this.trimSometimes();
-    const fresh = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
-    pooled.add(fresh);
-    return Buffer.from(fresh, 0, length);
+    if (!ab) pooled.add((ab = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer));
+    return Buffer.from(ab, 0, length);
   }
 
   /**
