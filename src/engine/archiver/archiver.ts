@@ -22,7 +22,8 @@ import { BlobSaver, type SaveOutcome } from '../repository/blob-saver.js';
 import { compressionLevel } from '../repository/repository-config.js';
 import type { RepositoryContext } from '../repository/repository-context.js';
 import { loadSnapshot, newSnapshotId, saveSnapshot, type Snapshot } from '../snapshot/snapshot.js';
-import { compareNames, encodeTree, type TreeNode } from '../tree/tree.js';
+import { compareNames, type TreeNode } from '../tree/tree.js';
+import { type EntryResult, StreamedTree } from './streamed-tree.js';
 import type { BackupOptions, BackupProgress, BackupResult, BackupStats } from './backup-types.js';
 import { ReadRateLimiter } from './rate-limiter.js';
 import { Scanner } from './scanner.js';
@@ -116,9 +117,6 @@ const SEALS_AT_ONCE = 16;
 interface SealingDir {
   treeId: Promise<string>;
 }
-
-/** What the walk made of an entry: its node, or a subdirectory's node once its tree is sealed. */
-type EntryResult = TreeNode | { sealing: Promise<TreeNode> };
 
 /** An entry below the root that cannot be backed up; it is left out and the reason becomes a warning. */
 class SkippedEntry extends Error {}
@@ -479,15 +477,18 @@ class Archiver {
     }
     let results: (EntryResult | null)[];
     if (cursor) this.diffCursors.push(cursor);
+    // Without a parent tree, the new tree is written as the entries finish (streamed-tree.ts).
+    const streamed = against ? null : new StreamedTree(entries.length);
     try {
       this.refillDiffs();
-      results = await this.saveEntries(abs, rel, entries, listing, cursor, reads);
+      results = await this.saveEntries(abs, rel, entries, listing, cursor, reads, streamed);
     } finally {
       if (cursor) this.diffCursors.splice(this.diffCursors.lastIndexOf(cursor), 1);
     }
     this.seams.onDirectory?.(rel, 'done');
     await this.sealSlots.acquire();
-    const treeId = this.sealDir(entries, results, against).finally(() => this.sealSlots.release());
+    const sealing = streamed ? this.sealStreamed(streamed) : this.sealDir(entries, results, against!);
+    const treeId = sealing.finally(() => this.sealSlots.release());
     this.untilSettled(
       treeId.catch((err: unknown) => {
         // Seen by the walk at its next entry, not only when this directory's parent seals.
@@ -504,36 +505,39 @@ class Archiver {
   private async sealDir(
     entries: readonly DiffEntry[],
     walked: readonly (EntryResult | null)[],
-    against: Extract<ParentDiff, { diff: DirDiff }> | null,
+    against: Extract<ParentDiff, { diff: DirDiff }>,
   ): Promise<string> {
     const results = await Promise.all(walked.map((r) => (r !== null && 'sealing' in r ? r.sealing : r)));
     const nodes = results.filter((n): n is TreeNode => n !== null);
-    if (against) {
-      // The parent tree is never opened on this thread: a diff leaves out only files and symlinks
-      // identical to the parent's, so with nothing removed, no file or symlink listed and every
-      // subdirectory the same with the same subtree, the directory is unchanged.
-      const unchanged =
-        against.diff.removed.length === 0 &&
-        results.every((n, i) => {
-          const e = entries[i]!;
-          return n !== null && e.kind === 'dir' && e.sameMeta === true && n.subtree === e.parentSubtree;
-        });
-      if (unchanged && this.saver!.knows(against.tree.id)) return against.tree.id;
-      // Otherwise a thread builds and seals the new tree: these nodes, and the parent's of the
-      // other names.
-      const skipped = entries.filter((_, i) => results[i] === null).map((e) => e.name);
-      const blob = await this.pool.buildTree(
-        against.tree,
-        nodes,
-        [...against.diff.removed, ...skipped],
-        this.fileContext(),
-      );
-      this.countSaved(blob.uncompressedLength, await this.saver!.saveEncoded(blob));
-      return blob.id;
-    }
-    const bytes = encodeTree(nodes);
+    // The parent tree is never opened on this thread: a diff leaves out only files and symlinks
+    // identical to the parent's, so with nothing removed, no file or symlink listed and every
+    // subdirectory the same with the same subtree, the directory is unchanged.
+    const unchanged =
+      against.diff.removed.length === 0 &&
+      results.every((n, i) => {
+        const e = entries[i]!;
+        return n !== null && e.kind === 'dir' && e.sameMeta === true && n.subtree === e.parentSubtree;
+      });
+    if (unchanged && this.saver!.knows(against.tree.id)) return against.tree.id;
+    // Otherwise a thread builds and seals the new tree: these nodes, and the parent's of the
+    // other names.
+    const skipped = entries.filter((_, i) => results[i] === null).map((e) => e.name);
+    const blob = await this.pool.buildTree(
+      against.tree,
+      nodes,
+      [...against.diff.removed, ...skipped],
+      this.fileContext(),
+    );
+    this.countSaved(blob.uncompressedLength, await this.saver!.saveEncoded(blob));
+    return blob.id;
+  }
+
+  /** The tree of a directory walked without a parent tree, stored once written (streamed-tree.ts). */
+  private async sealStreamed(streamed: StreamedTree): Promise<string> {
+    const { bytes, pooled } = await streamed.bytes();
     const id = blobId(bytes);
-    await this.saveBlob('tree', bytes, id, true);
+    // A pooled buffer moves to the thread that seals it, without a copy.
+    await this.saveBlob('tree', bytes, id, true, pooled);
     return id;
   }
 
@@ -551,12 +555,18 @@ class Archiver {
     listing: DirDiff | ScannedDir,
     cursor?: DiffCursor,
     reads?: SmallReads,
+    streamed?: StreamedTree | null,
   ): Promise<(EntryResult | null)[]> {
     const subdirs = 'subdirs' in listing ? listing.subdirs : undefined;
     // The small files to read are queued in batches at once; each file's entry below waits for
     // its batch, while the walk goes on into the subdirectories.
     const batched = reads ?? this.readSmallFilesAhead(abs, rel, entries);
     const results = new Array<EntryResult | null>(entries.length).fill(null);
+    // An entry's outcome goes to the streamed tree when there is one, else into results.
+    const done = (i: number, outcome: EntryResult | null): void => {
+      if (streamed) streamed.settle(i, outcome);
+      else results[i] = outcome;
+    };
     const inBatches: number[] = [];
     const others: number[] = [];
     entries.forEach((e, i) => (e.kind === 'file' && batched.has(e.name) ? inBatches : others).push(i));
@@ -584,9 +594,10 @@ class Archiver {
         const pending = batched.read(entry.name);
         const read = pending instanceof Promise ? await pending : pending;
         const childRel = relChild(rel, entry.name);
-        if (read && 'skipped' in read) this.warn(childRel, read.skipped);
-        else
-          results[i] = read ? this.fileSaved(childRel, entry, read) : await this.alone(abs, childRel, entry);
+        if (read && 'skipped' in read) {
+          this.warn(childRel, read.skipped);
+          done(i, null);
+        } else done(i, read ? this.fileSaved(childRel, entry, read) : await this.alone(abs, childRel, entry));
       }
     };
     try {
@@ -606,12 +617,14 @@ class Archiver {
               // A subdirectory's listing read ahead is handed on, and let go of here.
               const listed = subdirs?.get(entry.name);
               subdirs?.delete(entry.name);
+              let outcome: EntryResult | null = null;
               try {
-                results[i] = await this.saveEntry(childPath(abs, entry.name), childRel, entry, listed);
+                outcome = await this.saveEntry(childPath(abs, entry.name), childRel, entry, listed);
               } catch (err) {
                 if (!(err instanceof SkippedEntry)) throw err;
                 this.warn(childRel, err.message);
               }
+              done(i, outcome);
             },
           ),
         ),
@@ -999,9 +1012,12 @@ class Archiver {
     bytes: Buffer,
     id: string,
     tryCompress: boolean,
+    give = false,
   ): Promise<{ isNew: boolean; compressed: boolean }> {
-    const outcome = await this.saver!.save(type, bytes, id, tryCompress);
-    this.countSaved(bytes.length, outcome);
+    // Read first: a buffer given away is detached by the time the save returns.
+    const length = bytes.length;
+    const outcome = await this.saver!.save(type, bytes, id, tryCompress, give);
+    this.countSaved(length, outcome);
     return outcome;
   }
 
