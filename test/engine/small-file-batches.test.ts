@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, readdirSync, truncateSync, unlinkSync } from 'node:fs';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { runBackup } from '../../src/engine/archiver/archiver.js';
@@ -20,6 +21,7 @@ import {
   type ReadContext,
   readSmallFiles,
   type SmallFileOutcome,
+  startsCompressed,
   type SmallFileRead,
 } from '../../src/engine/parallel/file-work.js';
 import { KnownBlobFilter } from '../../src/engine/parallel/known-filter.js';
@@ -137,6 +139,48 @@ describe('small files read in batches', () => {
         await pool.close();
       }
     }
+  });
+
+  test('a small file in a compressed format is stored as it is; any other is compressed', async () => {
+    const formats = join(dir, 'formats');
+    await mkdir(formats, { recursive: true });
+    const text = Buffer.from('compressible text, said again and again. '.repeat(100));
+    // Compressible bytes behind a gzip or PNG header are still stored uncompressed: the header decides.
+    const gz = Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08]), text]);
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), text]);
+    // A zip's members may be stored uncompressed: a zip is tried like any file.
+    const zip = Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), text]);
+    const real = gzipSync(randomBytes(5000));
+    const cases: [string, Buffer, boolean][] = [
+      ['text', text, true],
+      ['gz', gz, false],
+      ['png', png, false],
+      ['zip', zip, true],
+      ['real.gz', real, false],
+    ];
+    for (const [name, data] of cases) await writeFile(join(formats, name), data);
+    for (const [name, data] of [
+      ['gz', gz],
+      ['png', png],
+      ['real.gz', real],
+    ] as const) {
+      assert.equal(startsCompressed(data), true, name);
+    }
+    assert.equal(startsCompressed(text), false);
+    assert.equal(startsCompressed(Buffer.from([0x1f, 0x8b])), false, 'too short to tell');
+    const outcomes = readSmallFiles(
+      cases.map(([name, data]) => ({ path: join(formats, name), expectedSize: data.length })),
+      readContext,
+    );
+    outcomes.forEach((o, i) => {
+      const [name, data, compressed] = cases[i]!;
+      assert.ok(o.status === 'part' && o.chunks.length === 1, name);
+      const chunk = o.chunks[0]!;
+      assert.ok(chunk.kind === 'sealed', name);
+      assert.equal(chunk.compressed, compressed, name);
+      const ref = { id: chunk.id, compressed: chunk.compressed, uncompressedLength: data.length };
+      assert.ok(decodeBlob(key, chunk.sealed, ref, 'p').equals(data), name);
+    });
   });
 
   test('a tree of many small directories has several batches in flight, read ahead of the walk', async () => {
