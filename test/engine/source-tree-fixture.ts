@@ -22,6 +22,7 @@ import { LocalBackend } from '../../src/storage/local/local-backend.js';
 import { Repository } from '../../src/engine/index.js';
 import type { ReadContext } from '../../src/engine/parallel/file-work.js';
 import { KnownBlobFilter } from '../../src/engine/parallel/known-filter.js';
+import type { TreeNode } from '../../src/engine/tree/tree.js';
 
 export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
 /** Small chunks and packs so a few MiB of test data exercise multi-chunk files and many packs. */
@@ -155,4 +156,43 @@ export async function commitAndRestore(
 export function diffTrees(a: string, b: string): string {
   const r = spawnSync('diff', ['-r', '--no-dereference', a, b]);
   return r.stdout.toString() + r.stderr.toString() + (r.status === 0 ? '' : `(exit ${r.status})`);
+}
+
+/** Names that JSON must escape or encode in several bytes, for tree encoding tests. */
+export const AWKWARD_NAMES = [
+  'a',
+  'b',
+  'é',
+  'Z',
+  'with "quotes"',
+  'back\\slash',
+  'tab\there',
+  '{brace}',
+  '[x]',
+  '日本',
+  '😀',
+];
+
+/**
+ * A tree node of every type for tree encoding tests, chosen by `i`: every fifth a directory,
+ * every seventh a symlink whose target looks like JSON, the rest files of 0-3 random blob ids.
+ */
+export function sampleTreeNode(name: string, i: number): TreeNode {
+  const base = {
+    name,
+    mode: 0o100644,
+    mtimeNs: `${1_700_000_000_000_000_000n + BigInt(i)}`,
+    ctimeNs: '1700000000000000000',
+    size: i * 1000,
+    uid: 0,
+    gid: 0,
+    inode: `${i}`,
+  };
+  if (i % 5 === 0) return { ...base, type: 'dir', subtree: randomBytes(32).toString('hex') };
+  if (i % 7 === 0) return { ...base, type: 'symlink', linkTarget: `../${name}/{"x":[1]}` };
+  return {
+    ...base,
+    type: 'file',
+    content: Array.from({ length: i % 4 }, () => randomBytes(32).toString('hex')),
+  };
 }

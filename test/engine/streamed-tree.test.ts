@@ -5,49 +5,18 @@
  * finish in and however long subdirectories take, and a subdirectory that fails fails the tree.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { type EntryResult, StreamedTree } from '../../src/engine/archiver/streamed-tree.js';
 import { compareNames, encodeTree, type TreeNode, TreeWriter } from '../../src/engine/tree/tree.js';
+import { AWKWARD_NAMES, sampleTreeNode } from './source-tree-fixture.js';
 
-const NAMES = [
-  'a',
-  'é',
-  'Z',
-  'with "quotes"',
-  'back\\slash',
-  'tab\there',
-  '{brace}',
-  '日本',
-  '😀',
-  'x'.repeat(200),
-];
-
-function node(name: string, i: number): TreeNode {
-  const base = {
-    name,
-    mode: 0o644,
-    mtimeNs: `${1_700_000_000_000_000_000n + BigInt(i)}`,
-    ctimeNs: '1700000000000000000',
-    size: i * 1000,
-    uid: 0,
-    gid: 0,
-    inode: `${i}`,
-  };
-  if (i % 5 === 0) return { ...base, type: 'dir', subtree: randomBytes(32).toString('hex') };
-  if (i % 7 === 0) return { ...base, type: 'symlink', linkTarget: `../${name}/{"x":[1]}` };
-  return {
-    ...base,
-    type: 'file',
-    content: Array.from({ length: i % 4 }, () => randomBytes(32).toString('hex')),
-  };
-}
+const NAMES = [...AWKWARD_NAMES, 'x'.repeat(200)];
 
 /** `count` nodes with distinct awkward names, in name order. */
 function sortedNodes(count: number, seed = 0): TreeNode[] {
   const names = new Set<string>();
   for (let i = 0; names.size < count; i++) names.add(`${NAMES[(i + seed) % NAMES.length]}-${i}`);
-  return [...names].sort(compareNames).map((n, i) => node(n, i + seed));
+  return [...names].sort(compareNames).map((n, i) => sampleTreeNode(n, i + seed));
 }
 
 function written(nodes: readonly TreeNode[]): { bytes: Buffer; pooled: boolean } {

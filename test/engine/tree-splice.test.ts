@@ -4,43 +4,11 @@
  * it), for awkward names too, and must give up (null) on a tree not laid out as encodeTree writes.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { encodeTree, spliceTree, type TreeNode } from '../../src/engine/tree/tree.js';
+import { AWKWARD_NAMES, sampleTreeNode } from './source-tree-fixture.js';
 
-const NAMES = [
-  'a',
-  'b',
-  'é',
-  'Z',
-  'with "quotes"',
-  'back\\slash',
-  'tab\there',
-  '{brace}',
-  '[x]',
-  '日本',
-  '😀',
-];
-
-function node(name: string, i: number): TreeNode {
-  const base = {
-    name,
-    mode: 0o100644,
-    mtimeNs: `${1_700_000_000_000_000_000n + BigInt(i)}`,
-    ctimeNs: '1700000000000000000',
-    size: i * 1000,
-    uid: 0,
-    gid: 0,
-    inode: `${i}`,
-  };
-  if (i % 5 === 0) return { ...base, type: 'dir', subtree: randomBytes(32).toString('hex') };
-  if (i % 7 === 0) return { ...base, type: 'symlink', linkTarget: `../${name}/{"x":[1]}` };
-  return {
-    ...base,
-    type: 'file',
-    content: Array.from({ length: i % 4 }, () => randomBytes(32).toString('hex')),
-  };
-}
+const NAMES = AWKWARD_NAMES;
 
 /** What buildTree did before spliceTree: the parent's nodes merged with the changes, encoded. */
 function merged(parent: TreeNode[], replace: TreeNode[], drop: Set<string>): Buffer {
@@ -61,7 +29,7 @@ describe('spliceTree', () => {
           ),
         ),
       ];
-      const parent = names.map((n, i) => node(n, i + round));
+      const parent = names.map((n, i) => sampleTreeNode(n, i + round));
       const replace: TreeNode[] = [];
       const drop = new Set<string>();
       for (const [i, n] of parent.entries()) {
@@ -70,8 +38,8 @@ describe('spliceTree', () => {
       }
       // New names before, between and after the parent's, and a dropped name that comes back.
       for (const extra of ['', '~last', `${NAMES[round % NAMES.length]}-new`])
-        replace.push(node(extra || '!first', round));
-      if (drop.size > 0) replace.push(node([...drop][0]!, 999));
+        replace.push(sampleTreeNode(extra || '!first', round));
+      if (drop.size > 0) replace.push(sampleTreeNode([...drop][0]!, 999));
       const bytes = encodeTree(parent);
       const spliced = spliceTree(bytes, replace, drop);
       assert.ok(spliced, `round ${round}: the tree encodeTree wrote can be spliced`);
@@ -84,19 +52,23 @@ describe('spliceTree', () => {
   });
 
   it('with nothing to change gives the parent’s bytes back', () => {
-    const bytes = encodeTree(NAMES.map((n, i) => node(n, i)));
+    const bytes = encodeTree(NAMES.map((n, i) => sampleTreeNode(n, i)));
     assert.deepEqual(spliceTree(bytes, [], new Set()), bytes);
     assert.deepEqual(spliceTree(encodeTree([]), [], new Set()), encodeTree([]));
   });
 
   it('gives up on a tree that is not laid out as encodeTree writes it', () => {
-    const nodes = NAMES.map((n, i) => node(n, i));
+    const nodes = NAMES.map((n, i) => sampleTreeNode(n, i));
     const unsorted = Buffer.from(JSON.stringify({ nodes: [nodes[1], nodes[0]] }));
     const nameNotFirst = Buffer.from(JSON.stringify({ nodes: [{ type: 'file', ...nodes[0] }] }));
     const otherWrapper = Buffer.from(JSON.stringify({ version: 1, nodes }));
     const truncated = encodeTree(nodes).subarray(0, 200);
     for (const bytes of [unsorted, nameNotFirst, otherWrapper, truncated, Buffer.from('{"nodes":[]')]) {
-      assert.equal(spliceTree(bytes, [node('x', 1)], new Set(['a'])), null, bytes.toString().slice(0, 60));
+      assert.equal(
+        spliceTree(bytes, [sampleTreeNode('x', 1)], new Set(['a'])),
+        null,
+        bytes.toString().slice(0, 60),
+      );
     }
   });
 });
