@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type EntryResult, StreamedTree } from '../../src/engine/archiver/streamed-tree.js';
 import { compareNames, encodeTree, type TreeNode, TreeWriter } from '../../src/engine/tree/tree.js';
+import { isRecycledSize, wholeBuffer } from '../../src/engine/buffer-recycler.js';
 import { AWKWARD_NAMES, sampleTreeNode } from './source-tree-fixture.js';
 
 const NAMES = [...AWKWARD_NAMES, 'x'.repeat(200)];
@@ -19,7 +20,7 @@ function sortedNodes(count: number, seed = 0): TreeNode[] {
   return [...names].sort(compareNames).map((n, i) => sampleTreeNode(n, i + seed));
 }
 
-function written(nodes: readonly TreeNode[]): { bytes: Buffer; pooled: boolean } {
+function written(nodes: readonly TreeNode[]): Buffer {
   const w = new TreeWriter();
   for (const n of nodes) w.add(n);
   return w.finish();
@@ -39,17 +40,21 @@ describe('TreeWriter', () => {
   it('writes exactly what encodeTree makes of the same nodes, from none to thousands', () => {
     for (const count of [0, 1, 2, 3, 10, 37, 200, 5000]) {
       const nodes = sortedNodes(count, count);
-      const { bytes } = written(nodes);
+      const bytes = written(nodes);
       assert.ok(bytes.equals(encodeTree(nodes)), `${count} nodes`);
     }
   });
 
   it('hands a large tree over in a pooled buffer that starts it, a small one in a buffer of its own', () => {
     const large = written(sortedNodes(3000));
-    assert.ok(large.bytes.length > 64 * 1024);
-    assert.equal(large.pooled, true);
-    assert.equal(large.bytes.byteOffset, 0);
-    assert.equal(written(sortedNodes(3)).pooled, false);
+    assert.ok(large.length > 64 * 1024);
+    assert.equal(isRecycledSize(large.buffer.byteLength), true);
+    assert.equal(large.byteOffset, 0);
+    // So it moves to a pool thread whole; a small one is copied out of its larger buffer.
+    assert.equal(wholeBuffer(large), large.buffer);
+    const small = written(sortedNodes(3));
+    assert.equal(isRecycledSize(small.buffer.byteLength), false);
+    assert.notEqual(wholeBuffer(small), small.buffer);
   });
 
   it('refuses a node out of name order or a name twice', () => {
@@ -84,13 +89,13 @@ describe('StreamedTree', () => {
         sealing[i]!();
         await Promise.resolve();
       }
-      const { bytes } = await result;
+      const bytes = await result;
       assert.ok(bytes.equals(encodeTree(nodes.filter((_, i) => !skipped.has(i)))), `round ${round}`);
     }
   });
 
   it('an empty directory is the empty tree', async () => {
-    assert.ok((await new StreamedTree(0).bytes()).bytes.equals(encodeTree([])));
+    assert.ok((await new StreamedTree(0).bytes()).equals(encodeTree([])));
   });
 
   it('a subdirectory whose seal fails fails the tree with its error, and nothing is left unhandled', async () => {

@@ -534,10 +534,10 @@ class Archiver {
 
   /** The tree of a directory walked without a parent tree, stored once written (streamed-tree.ts). */
   private async sealStreamed(streamed: StreamedTree): Promise<string> {
-    const { bytes, pooled } = await streamed.bytes();
+    const bytes = await streamed.bytes();
     const id = blobId(bytes);
-    // A pooled buffer moves to the thread that seals it, without a copy.
-    await this.saveBlob('tree', bytes, id, true, pooled);
+    // Given: the writer's buffer is not used again, so a large one moves to the thread that seals it.
+    await this.saveBlob('tree', bytes, id, true, true);
     return id;
   }
 

@@ -11,12 +11,6 @@ import { TreeWriter, type TreeNode } from '../tree/tree.js';
 /** What the walk made of an entry: its node, or a subdirectory's node once its tree is sealed. */
 export type EntryResult = TreeNode | { sealing: Promise<TreeNode> };
 
-export interface WrittenTree {
-  bytes: Buffer;
-  /** The buffer is the recycler's, whole from its start: it may move to a pool thread as is. */
-  pooled: boolean;
-}
-
 export class StreamedTree {
   /** Entry i's outcome once it has one (null: left out); undefined until then. Let go of once written. */
   private readonly outcomes: (EntryResult | null | undefined)[];
@@ -25,8 +19,8 @@ export class StreamedTree {
   private waiting = false;
   private readonly writer = new TreeWriter();
   private failure: { err: unknown } | null = null;
-  private result: WrittenTree | null = null;
-  private onDone: { resolve: (t: WrittenTree) => void; reject: (err: unknown) => void } | null = null;
+  private result: Buffer | null = null;
+  private onDone: { resolve: (bytes: Buffer) => void; reject: (err: unknown) => void } | null = null;
 
   constructor(private readonly count: number) {
     this.outcomes = new Array<EntryResult | null | undefined>(count).fill(undefined);
@@ -45,7 +39,7 @@ export class StreamedTree {
    * The tree's bytes, once every entry has settled and every subdirectory's node has come; fails
    * as the first subdirectory whose node failed.
    */
-  bytes(): Promise<WrittenTree> {
+  bytes(): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.failure.err);
     if (this.result) return Promise.resolve(this.result);
     return new Promise((resolve, reject) => (this.onDone = { resolve, reject }));

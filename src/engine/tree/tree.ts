@@ -1,5 +1,5 @@
 import { CofferError } from '../../errors/coffer-error.js';
-import { discard, isRecycledSize, threadRecycler } from '../buffer-recycler.js';
+import { discard, threadRecycler } from '../buffer-recycler.js';
 
 export type NodeType = 'file' | 'dir' | 'symlink';
 
@@ -71,13 +71,12 @@ export class TreeWriter {
   }
 
   /**
-   * The tree's bytes; the writer takes no more nodes. `pooled`: the buffer is the recycler's
-   * (buffer-recycler.ts), so it may be handed to a pool thread whole.
+   * The tree's bytes; the writer takes no more nodes. A large tree's buffer is the recycler's
+   * (buffer-recycler.ts), so it moves to a pool thread whole, without a copy (wholeBuffer).
    */
-  finish(): { bytes: Buffer; pooled: boolean } {
+  finish(): Buffer {
     this.append(TREE_SUFFIX_TEXT);
-    const bytes = this.buf.subarray(0, this.length);
-    return { bytes, pooled: isRecycledSize(this.buf.buffer.byteLength) && this.buf.byteOffset === 0 };
+    return this.buf.subarray(0, this.length);
   }
 
   private append(text: string): void {
@@ -94,8 +93,9 @@ export class TreeWriter {
     const bigger = threadRecycler.take(Math.max(need, 2 * old.length));
     old.copy(bigger, 0, 0, this.length);
     // Freed at once rather than kept: a tree this size comes once per large directory, and
-    // kept, the smaller buffers it grew through would sit beside it at its peak.
-    if (isRecycledSize(old.buffer.byteLength)) discard(old.buffer as ArrayBuffer);
+    // kept, the smaller buffers it grew through would sit beside it at its peak. Every buffer
+    // here has an ArrayBuffer of its own (allocUnsafeSlow, or the recycler's).
+    discard(old.buffer as ArrayBuffer);
     this.buf = bigger;
   }
 }
