@@ -38,6 +38,7 @@ import {
   COFFER_BIN,
   cofferEnv,
   completedJob,
+  droppedStartUpVariables,
   makeRepo,
   type ToolName,
   TOOLS,
@@ -509,11 +510,16 @@ out.push(
     'Wall time is spawn to exit of the real CLI, including its start-up and key derivation; peak RSS and CPU time come from ' +
     '`/usr/bin/time -v` (the kernel\u2019s rusage of the process). Medians of the rounds. MB = 10^6 bytes.',
 );
+const dropped = droppedStartUpVariables();
 out.push(
   '- **Settings** (each tool\u2019s defaults, encryption on): coffer — AES-256-GCM, zstd level 3, FastCDC 512 KiB/1 MiB/8 MiB, ' +
     '16 MiB packs; restic — repository v2, compression `auto` (zstd), AES-256-CTR + Poly1305; borg — `--encryption=repokey` ' +
     '(AES-256-CTR + HMAC-SHA256), compression lz4. Passwords from the environment. `sync` runs before each timed ' +
-    'command, not inside it: each tool is charged for the fsyncs it does itself, and nothing else.',
+    'command, not inside it: each tool is charged for the fsyncs it does itself, and nothing else.' +
+    (dropped.length > 0
+      ? ` Run without ${dropped.map((k) => `\`${k}\``).join(', ')}, which this machine sets and no command here uses ` +
+        '(Node parses the certificates it names at every start, about 50 ms; see `bench/engine-tools.ts`).'
+      : ''),
 );
 out.push('- **Datasets** (copies under `bench/.data/`):', ds, '');
 out.push(
