@@ -6,7 +6,7 @@
  * use; a restore into tmpfs (or the page cache of a disk) writes every byte into fresh pages, so
  * which kind it gets decides much of its time, for every tool alike (docs/benchmarks.md).
  *
- *   npm run build --silent && node dist/bench/memory-write-cost.js [--dir /dev/shm] [--mb 1761] [--prefill-mb 6144]
+ *   npm run build --silent && node dist/bench/memory-write-cost.js [--dir /dev/shm] [--mb 1761] [--prefill-mb 10000]
  *
  * Fresh memory: `--prefill-mb` of new files are written first and kept, to use up memory freed
  * recently that the host has not taken back yet, then `--mb` more are written and timed, by one
@@ -62,7 +62,7 @@ if (!isMainThread) {
     options: {
       dir: { type: 'string', default: '/dev/shm' },
       mb: { type: 'string', default: '1761' },
-      'prefill-mb': { type: 'string', default: '6144' },
+      'prefill-mb': { type: 'string', default: '10000' },
     },
   });
   const bytes = Number(values.mb) * 1e6;
@@ -94,6 +94,8 @@ if (!isMainThread) {
               const w = new Worker(new URL(import.meta.url), { workerData: job });
               w.once('message', () => resolve());
               w.once('error', reject);
+              // A thread that dies without an error event (killed, out of memory) fails the run too.
+              w.once('exit', (code) => reject(new Error(`writer thread exited with code ${code}`)));
             }),
         ),
       );

@@ -169,7 +169,7 @@ const NO_BLOCK_SPLITTING = 1;
  * second hash table) for inputs above the last tier at level 3: 2^15 entries instead of level
  * 3's 2^16. Why: over every chunk-sized block of the large benchmark tree (1.6 GB in 1 MiB
  * blocks, one core, alternated three times) it compressed 6-7 % faster for 0.35 % more output
- * (609.9 against 607.8 MB), as the smaller table stays in the core's cache; halving the long
+ * (609.9 against 607.8 MB), presumably as the smaller table stays in cache; halving the long
  * table too (hashLog 16) or the short one again (14) cost 0.7 % more output. Smaller inputs keep
  * zstd's own tables, which it already sizes down to the input. 0 means zstd's default.
  */
