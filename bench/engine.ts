@@ -534,6 +534,31 @@ out.push(
   table(['work', ...cols.map((t) => `${t} CPU`), ...cols.map((t) => `${t} cores`)], cpuRows),
   '',
 );
+// Each restore by round: its system time tells which memory it wrote into (see the doc's
+// "Writing into memory" section), which moves the restore rows more than either tool does.
+const restoreRows: string[][] = [];
+for (const tree of TREES) {
+  const byTool = cols.map((t) => results.times[tree]?.[t]?.restore ?? []);
+  const rounds = Math.max(0, ...byTool.map((samples) => samples.length));
+  for (let r = 0; r < rounds; r++) {
+    restoreRows.push([
+      `${tree} tree, round ${r + 1}`,
+      ...byTool.map((samples) => {
+        const s = samples[r];
+        return s ? `${fmtS(s.wallS)} / ${fmtS(s.sysS)}` : '–';
+      }),
+    ]);
+  }
+}
+out.push(
+  '### Restores by round (wall time / system time)',
+  '',
+  'A restore whose system time is several times the others\u2019 wrote into memory the host had taken back ' +
+    '(see `bench/memory-write-cost.ts`): which restores meet it depends on what was freed in the minutes before.',
+  '',
+  table(['restore', ...cols], restoreRows),
+  '',
+);
 out.push(
   '### Physical ceilings of this machine',
   '',
