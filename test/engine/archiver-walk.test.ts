@@ -94,18 +94,23 @@ test('directory listings come ahead of the walk: one request lists a directory a
   try {
     const source = join(work, 'src');
     // The root's request lists it, a, a/inner and b (then 4,096 entries are listed); b/inner and
-    // c are listed when the walk gets to them.
+    // c are listed when the walk gets to them, each with the subdirectories after it (none here).
     await threeWideDirs(source);
     const repo = await newRepository(join(work, 'vault'));
     const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
     const pool = sharedBlobPool();
     const scanDir = pool.scanDir.bind(pool);
+    const scanSubdirs = pool.scanSubdirs.bind(pool);
     const countTree = pool.countTree.bind(pool);
     const requests: string[] = [];
     const counts: string[] = [];
     pool.scanDir = (path, ahead) => {
       requests.push(path.slice(source.length) || '/');
       return scanDir(path, ahead);
+    };
+    pool.scanSubdirs = (path, names, ahead) => {
+      requests.push(`${path.slice(source.length) || '/'}: ${names.join(' ')}`);
+      return scanSubdirs(path, names, ahead);
     };
     pool.countTree = (path, ahead) => {
       counts.push(path.slice(source.length) || '/');
@@ -116,9 +121,14 @@ test('directory listings come ahead of the walk: one request lists a directory a
       result = await runBackup(ctx, { sourcePath: source });
     } finally {
       pool.scanDir = scanDir;
+      pool.scanSubdirs = scanSubdirs;
       pool.countTree = countTree;
     }
-    assert.deepEqual(requests.sort(), ['/', '/b/inner', '/c'], 'three requests, not one per directory (7)');
+    assert.deepEqual(
+      requests.sort(),
+      ['/', '/: c', '/b: inner'],
+      'three requests, not one per directory (7)',
+    );
     // The progress scanner counts the files apart, with requests of its own that list nothing
     // for the walk: its first one counts from the root and leaves what did not fit for the next.
     assert.equal(counts[0], '/');

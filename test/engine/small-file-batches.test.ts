@@ -220,6 +220,54 @@ describe('small files read in batches', () => {
     }
   });
 
+  test('subdirectories a listing did not bring are listed together when the walk reaches them', async () => {
+    const work = await tempDir('small-batches-listed-later');
+    const pool = sharedBlobPool();
+    const scanDir = pool.scanDir.bind(pool);
+    const scanSubdirs = pool.scanSubdirs.bind(pool);
+    const scans: string[] = [];
+    const subdirScans: number[] = [];
+    try {
+      const source = join(work, 'src');
+      // More subdirectories than one listing brings ahead (4,096 entries): the root's own entries
+      // use it all up, so none of them comes with it.
+      for (let d = 0; d < 4200; d++) {
+        const sub = join(source, `d-${String(d).padStart(4, '0')}`);
+        await mkdir(sub, { recursive: true });
+        if (d % 100 === 0)
+          for (let f = 0; f < 2; f++) await writeFile(join(sub, `f-${f}`), `dir ${d} file ${f}\n`);
+      }
+      pool.scanDir = (path, ahead) => {
+        scans.push(path);
+        return scanDir(path, ahead);
+      };
+      pool.scanSubdirs = (path, names, ahead) => {
+        subdirScans.push(names.length);
+        return scanSubdirs(path, names, ahead);
+      };
+      const repo = await newRepository(join(work, 'vault'));
+      const ctx = (repo as unknown as { ctx: RepositoryContext }).ctx;
+      const seen: string[] = [];
+      const result = await runBackup(
+        ctx,
+        { sourcePath: source },
+        { onDirectory: (rel, phase) => phase === 'open' && seen.push(rel) },
+      );
+      assert.deepEqual(result.stats.warnings, []);
+      assert.equal(result.stats.filesNew, 84);
+      assert.equal(seen.length, 4201);
+      assert.deepEqual(scans, [source], 'only the root is listed on its own');
+      // About 4,096 entries per request, each subdirectory one or three: 4,200 in two requests.
+      assert.ok(subdirScans.length >= 1 && subdirScans.length <= 3, `${subdirScans.length} requests`);
+      assert.equal(subdirScans[0], 4096, 'the first request names the next 4,096 subdirectories');
+      await commitAndRestore(repo, result.snapshotId, source, join(work, 'restored'));
+    } finally {
+      pool.scanDir = scanDir;
+      pool.scanSubdirs = scanSubdirs;
+      await removeDir(work);
+    }
+  });
+
   test('a backup reads a directory’s small files in batches of at most 32 and 1 MiB', async () => {
     const work = await tempDir('small-batches-backup');
     try {

@@ -590,6 +590,28 @@ class Archiver {
     const inBatches: number[] = [];
     const others: number[] = [];
     entries.forEach((e, i) => (e!.kind === 'file' && batched.has(e!.name) ? inBatches : others).push(i));
+    // Without a parent tree, the subdirectories this listing did not bring (its SCAN_AHEAD_ENTRIES
+    // ran out) are listed together when the walk reaches the first of them, and their small files'
+    // reads start at once, as for a listing read ahead (readSubdirsAhead); each is let go of as
+    // the walk takes it. Why: each was listed only when the walk got to it, and its files read only
+    // then, one round trip to a pool thread after another while both threads sat idle
+    // (/usr/share/doc: 1,042 directories of a few files each).
+    const dirsInOrder = cursor ? [] : others.filter((i) => entries[i]!.kind === 'dir');
+    const dirPlace = new Map(dirsInOrder.map((i, place) => [i, place]));
+    const listedLater = new Map<string, ScannedDir>();
+    const listFrom = async (i: number): Promise<ScannedDir> => {
+      const own = entries[i]!.name;
+      const names: string[] = [];
+      for (let k = dirPlace.get(i)!; k < dirsInOrder.length && names.length < SCAN_AHEAD_ENTRIES; k++) {
+        // Subdirectories after this one are not walked yet, so their entries are still here.
+        const name = entries[dirsInOrder[k]!]!.name;
+        if (!subdirs?.has(name)) names.push(name);
+      }
+      const listings = await this.pool.scanSubdirs(abs, names, SCAN_AHEAD_ENTRIES);
+      this.readSubdirsAhead(abs, rel, listings);
+      for (const [name, dir] of listings.subdirs!) if (name !== own) listedLater.set(name, dir);
+      return listings.subdirs!.get(own)!;
+    };
     // Either side failing stops the other at its next entry, so neither runs on after we return.
     const failure: { failed: boolean; err?: unknown } = { failed: false };
     const checkGoing = (): void => {
@@ -635,8 +657,12 @@ class Archiver {
               if (entry.kind === 'dir' && cursor) cursor.next = Math.max(cursor.next, ++cursor.walked);
               const childRel = relChild(rel, entry.name);
               // A subdirectory's listing read ahead is handed on, and let go of here.
-              const listed = subdirs?.get(entry.name);
+              const listed =
+                subdirs?.get(entry.name) ??
+                listedLater.get(entry.name) ??
+                (entry.kind === 'dir' && !cursor ? listFrom(i) : undefined);
               subdirs?.delete(entry.name);
+              listedLater.delete(entry.name);
               let outcome: EntryResult | null = null;
               try {
                 outcome = await this.saveEntry(childPath(abs, entry.name), childRel, entry, listed);

@@ -30,6 +30,7 @@ import {
   readSmallFiles,
   type ScannedDir,
   scanDirectories,
+  scanSubdirs,
   type SmallFileOutcome,
   type SmallFileRead,
   type TreeCount,
@@ -163,6 +164,21 @@ export class BlobPool {
   async scanDir(path: string, ahead = 0): Promise<ScannedDir> {
     if (this.size === 0) return scanDirectories(path, ahead);
     const reply = await this.post({ op: 'scan', seq: ++this.seq, path, ahead }, [], this.pick());
+    if (reply.kind !== 'scan') throw new Error(`blob pool: ${reply.kind} reply to a scan`);
+    return reply.dir;
+  }
+
+  /**
+   * Lists the subdirectories `names` of a directory, in order, with theirs, up to about `ahead`
+   * entries in all; the listings are the reply's `subdirs` (file-work.ts scanSubdirs).
+   */
+  async scanSubdirs(path: string, names: string[], ahead: number): Promise<ScannedDir> {
+    if (this.size === 0) return scanSubdirs(path, names, ahead);
+    const reply = await this.post(
+      { op: 'scan-subdirs', seq: ++this.seq, path, names, ahead },
+      [],
+      this.pick(),
+    );
     if (reply.kind !== 'scan') throw new Error(`blob pool: ${reply.kind} reply to a scan`);
     return reply.dir;
   }

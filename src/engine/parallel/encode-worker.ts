@@ -6,7 +6,14 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { encodeBlob, verifyPackBlobs } from '../pack/blob-codec.js';
-import { countTree, FileSession, type ReadContext, readSmallFiles, scanDirectories } from './file-work.js';
+import {
+  countTree,
+  FileSession,
+  type ReadContext,
+  readSmallFiles,
+  scanDirectories,
+  scanSubdirs,
+} from './file-work.js';
 import { buildTree, diffDirectory } from './dir-diff.js';
 import { restoreEntries, restoreWrite } from './restore-work.js';
 import type { PoolErrorInfo, PoolReply, PoolRequest, PoolResult, ReadContextWire } from './pool-messages.js';
@@ -45,6 +52,8 @@ function handle(req: PoolRequest): { result: PoolResult; transfer: ArrayBuffer[]
     }
     case 'scan':
       return { result: { kind: 'scan', dir: scanDirectories(req.path, req.ahead) }, transfer: [] };
+    case 'scan-subdirs':
+      return { result: { kind: 'scan', dir: scanSubdirs(req.path, req.names, req.ahead) }, transfer: [] };
     case 'count':
       return { result: { kind: 'count', count: countTree(req.path, req.ahead) }, transfer: [] };
     case 'diff': {

@@ -205,6 +205,32 @@ export function scanDirectories(path: string, aheadEntries: number): ScannedDir 
   return top;
 }
 
+/**
+ * Lists the subdirectories `names` of `path`, in that order, each with its own subdirectories as
+ * scanDirectories fills them, until about `aheadEntries` entries in all (the first is always
+ * listed, however large). They come back as the `subdirs` of an otherwise empty listing. For the
+ * walk of a directory without a parent tree when it reaches a subdirectory its parent's listing did
+ * not bring: the siblings after it come in the same request instead of one round trip each.
+ */
+export function scanSubdirs(path: string, names: readonly string[], aheadEntries: number): ScannedDir {
+  const subdirs = new Map<string, ScannedDir>();
+  let left = aheadEntries;
+  for (const name of names) {
+    if (left <= 0 && subdirs.size > 0) break;
+    const dir = scanDirectories(childPath(path, name), Math.max(0, left));
+    subdirs.set(name, dir);
+    left -= listedEntries(dir) + 1;
+  }
+  return { error: null, entries: [], invalidNames: [], subdirs };
+}
+
+/** Entries of a listing and of the subdirectories listed with it. */
+function listedEntries(dir: ScannedDir): number {
+  let n = dir.entries.length;
+  for (const sub of dir.subdirs?.values() ?? []) n += listedEntries(sub);
+  return n;
+}
+
 /** What a stat-only count of part of a tree found (countTree). */
 export interface TreeCount {
   /** Regular files, and their bytes. */

@@ -40,6 +40,8 @@ export type PoolRequest =
     }
   /** Lists a directory, and its subdirectories up to about `ahead` entries (scanDirectories). */
   | { op: 'scan'; seq: number; path: string; ahead: number }
+  /** Lists subdirectories of a directory, in order, up to about `ahead` entries (scanSubdirs). */
+  | { op: 'scan-subdirs'; seq: number; path: string; names: string[]; ahead: number }
   /** Counts files and bytes under a directory, up to about `ahead` entries (file-work.ts countTree). */
   | { op: 'count'; seq: number; path: string; ahead: number }
   /** Lists directories and compares each with its parent tree (dir-diff.ts diffDirectory). */
