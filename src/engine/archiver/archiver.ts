@@ -661,6 +661,8 @@ class Archiver {
                 subdirs?.get(entry.name) ??
                 listedLater.get(entry.name) ??
                 (entry.kind === 'dir' && !cursor ? listFrom(i) : undefined);
+              // Awaited by saveDir; an entry that fails before (its lstat did) leaves it unread.
+              if (listed instanceof Promise) listed.catch(() => undefined);
               subdirs?.delete(entry.name);
               listedLater.delete(entry.name);
               let outcome: EntryResult | null = null;
