@@ -21,6 +21,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { run } from './engine-run.js';
 import { COFFER_BIN, cofferEnv } from './engine-tools.js';
 import { median, table } from './lib/bench-catalog.js';
 
@@ -101,8 +102,8 @@ async function firstBackup(source: string): Promise<Peak> {
   const work = await mkdtemp(join(tmpdir(), 'coffer-memory-peak-'));
   try {
     const env = cofferEnv(join(work, 'home'));
-    await measure([COFFER_BIN, 'vault', 'create', 'v', '--path', join(work, 'vault')], env);
-    await measure([COFFER_BIN, 'item', 'add', 't', '--vault', 'v', '--path', source], env);
+    await run(process.execPath, [COFFER_BIN, 'vault', 'create', 'v', '--path', join(work, 'vault')], { env });
+    await run(process.execPath, [COFFER_BIN, 'item', 'add', 't', '--vault', 'v', '--path', source], { env });
     return await measure([COFFER_BIN, 'backup', 't', '--json'], env);
   } finally {
     await rm(work, { recursive: true, force: true });

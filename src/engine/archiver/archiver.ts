@@ -596,15 +596,22 @@ class Archiver {
     // the walk takes it. Why: each was listed only when the walk got to it, and its files read only
     // then, one round trip to a pool thread after another while both threads sat idle
     // (/usr/share/doc: 1,042 directories of a few files each).
-    const dirsInOrder = cursor ? [] : others.filter((i) => entries[i]!.kind === 'dir');
-    const dirPlace = new Map(dirsInOrder.map((i, place) => [i, place]));
     const listedLater = new Map<string, ScannedDir>();
+    // The subdirectories in walk order and each one's place, made when first needed: most
+    // directories of a first backup never need them.
+    let dirOrder: { dirs: number[]; place: Map<number, number> } | null = null;
     const listFrom = async (i: number): Promise<ScannedDir> => {
       const own = entries[i]!.name;
+      if (!dirOrder) {
+        // Those walked already are let go of (undefined): only this one and those after it count.
+        const dirs = others.filter((k) => entries[k]?.kind === 'dir');
+        dirOrder = { dirs, place: new Map(dirs.map((k, place) => [k, place])) };
+      }
+      const { dirs, place } = dirOrder;
       const names: string[] = [];
-      for (let k = dirPlace.get(i)!; k < dirsInOrder.length && names.length < SCAN_AHEAD_ENTRIES; k++) {
+      for (let k = place.get(i)!; k < dirs.length && names.length < SCAN_AHEAD_ENTRIES; k++) {
         // Subdirectories after this one are not walked yet, so their entries are still here.
-        const name = entries[dirsInOrder[k]!]!.name;
+        const name = entries[dirs[k]!]!.name;
         if (!subdirs?.has(name)) names.push(name);
       }
       const listings = await this.pool.scanSubdirs(abs, names, SCAN_AHEAD_ENTRIES);
