@@ -128,12 +128,19 @@ describe('small files read in batches', () => {
       assert.deepEqual(outcomes[5], { status: 'part', chunks: [], bytesRead: 0, eof: true });
     };
     check(readSmallFiles(files, readContext), 'on the calling thread');
-    for (const size of [0, 2]) {
-      const pool = new BlobPool(size);
+    for (const [size, lane] of [
+      [0, false],
+      [2, false],
+      [2, true],
+    ] as const) {
+      const pool = new BlobPool(size, lane);
       try {
-        check(await pool.readSmallFiles(files, readContext), `through a pool of ${size} threads`);
+        const how = `a pool of ${size} threads${lane ? ', one the main thread’s lane' : ''}`;
+        // As many batches as threads at once, so that each thread (or lane) reads one.
+        const batches = await Promise.all([1, 2].map(() => pool.readSmallFiles(files, readContext)));
+        for (const outcomes of batches) check(outcomes, `through ${how}`);
         // A second batch on the same threads: the context is sent once and then named.
-        check(await pool.readSmallFiles(files, readContext), `again, pool of ${size}`);
+        check(await pool.readSmallFiles(files, readContext), `again, ${how}`);
         await pool.releaseContext(readContext);
       } finally {
         await pool.close();

@@ -85,6 +85,10 @@ describe('engine threads started ahead', () => {
     assert.deepEqual(await inChild(count, { COFFER_ENGINE_THREADS: '3' }), { n: 3 });
     assert.deepEqual(await inChild(count, { COFFER_ENGINE_THREADS: '0' }), { n: 0 });
     assert.deepEqual(await inChild(count, { COFFER_ENGINE_THREADS: 'lots' }), { n: 0 });
+    // The main thread's lane stands in for one of them.
+    const lane = { COFFER_ENGINE_THREADS: '3', COFFER_MAIN_THREAD_WORK: 'on' };
+    assert.deepEqual(await inChild(count, lane), { n: 2 });
+    assert.deepEqual(await inChild(count, { ...lane, COFFER_MAIN_THREAD_WORK: 'sometimes' }), { n: 0 });
   });
 
   it('never keep the process alive when no work comes', async () => {

@@ -30,6 +30,23 @@ export function engineThreads(env: NodeJS.ProcessEnv = process.env): number {
   return availableParallelism();
 }
 
+/**
+ * Whether the main thread stands in for one of the engine threads (local-lane.ts):
+ * COFFER_MAIN_THREAD_WORK=on, with at least two threads. Off by default: it holds less memory
+ * and takes a little longer (docs/backup-performance.md, "What an operator can tune today").
+ */
+export function mainThreadLane(env: NodeJS.ProcessEnv = process.env): boolean {
+  const raw = env.COFFER_MAIN_THREAD_WORK?.trim().toLowerCase();
+  if (raw === undefined || raw === '' || raw === 'off') return false;
+  if (raw !== 'on') {
+    throw new CofferError('InvalidRequest', 'COFFER_MAIN_THREAD_WORK must be on or off', {
+      field: 'COFFER_MAIN_THREAD_WORK',
+      value: env.COFFER_MAIN_THREAD_WORK,
+    });
+  }
+  return engineThreads(env) > 1;
+}
+
 /** A new engine thread. */
 export function startEngineWorker(): Worker {
   return new Worker(new URL('./encode-worker.js', import.meta.url), {
@@ -49,7 +66,8 @@ const ahead: Worker[] = [];
 export function startThreadsAhead(env: NodeJS.ProcessEnv = process.env): void {
   let n: number;
   try {
-    n = engineThreads(env);
+    // With the main thread's lane, one thread fewer.
+    n = engineThreads(env) - (mainThreadLane(env) ? 1 : 0);
   } catch {
     return;
   }
