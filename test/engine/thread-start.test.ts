@@ -91,6 +91,29 @@ describe('engine threads started ahead', () => {
     assert.deepEqual(await inChild(count, { ...lane, COFFER_MAIN_THREAD_WORK: 'sometimes' }), { n: 0 });
   });
 
+  it('are one fewer for a restore in the foreground, unless COFFER_MAIN_THREAD_WORK=off', async () => {
+    const START_AHEAD = fileURLToPath(new URL('../../src/cli/start-ahead.js', import.meta.url));
+    const count = (argv: string[]) => `
+      const { startAhead } = await import(${JSON.stringify(START_AHEAD)});
+      startAhead(${JSON.stringify(['node', 'coffer', ...argv])});
+      let n = 0;
+      while (start.takeThreadStartedAhead()) n++;
+      console.log(JSON.stringify({ n, lane: start.mainThreadLane() }));
+      process.exit(0);`;
+    const env = { COFFER_ENGINE_THREADS: '2', COFFER_KEY_PREFETCH: 'off' };
+    const restore = ['restore', 'docs', '--target', '/tmp/out'];
+    assert.deepEqual(await inChild(count(restore), env), { n: 1, lane: true });
+    assert.deepEqual(await inChild(count(restore), { ...env, COFFER_MAIN_THREAD_WORK: 'off' }), {
+      n: 2,
+      lane: false,
+    });
+    assert.deepEqual(await inChild(count(['backup', 'docs']), env), { n: 2, lane: false });
+    assert.deepEqual(await inChild(count(['backup', 'docs']), { ...env, COFFER_MAIN_THREAD_WORK: 'on' }), {
+      n: 1,
+      lane: true,
+    });
+  });
+
   it('never keep the process alive when no work comes', async () => {
     // Exits on its own once the main script is done, before and after the threads are online.
     const r = await inChild(

@@ -30,21 +30,34 @@ export function engineThreads(env: NodeJS.ProcessEnv = process.env): number {
   return availableParallelism();
 }
 
+/** Set by preferMainThreadLane: the default when COFFER_MAIN_THREAD_WORK is not set. */
+let laneByDefault = false;
+
 /**
- * Whether the main thread stands in for one of the engine threads (local-lane.ts):
- * COFFER_MAIN_THREAD_WORK=on, with at least two threads. Off by default: it holds less memory
- * and takes a little longer (docs/backup-performance.md, "What an operator can tune today").
+ * Has the main thread stand in for one of the engine threads unless COFFER_MAIN_THREAD_WORK=off:
+ * for a restore in the foreground (cli/start-ahead.ts), before the pool exists. Why restores
+ * only: there it held 10–20 MB less and took no longer (the small benchmark tree 7 % less),
+ * where a large first backup took about 5 % longer (docs/backup-performance.md, "Memory").
+ */
+export function preferMainThreadLane(): void {
+  laneByDefault = true;
+}
+
+/**
+ * Whether the main thread stands in for one of the engine threads (local-lane.ts), with at
+ * least two: COFFER_MAIN_THREAD_WORK=on or off, else preferMainThreadLane's default (off).
  */
 export function mainThreadLane(env: NodeJS.ProcessEnv = process.env): boolean {
   const raw = env.COFFER_MAIN_THREAD_WORK?.trim().toLowerCase();
-  if (raw === undefined || raw === '' || raw === 'off') return false;
-  if (raw !== 'on') {
+  let on = laneByDefault;
+  if (raw === 'on' || raw === 'off') on = raw === 'on';
+  else if (raw !== undefined && raw !== '') {
     throw new CofferError('InvalidRequest', 'COFFER_MAIN_THREAD_WORK must be on or off', {
       field: 'COFFER_MAIN_THREAD_WORK',
       value: env.COFFER_MAIN_THREAD_WORK,
     });
   }
-  return engineThreads(env) > 1;
+  return on && engineThreads(env) > 1;
 }
 
 /** A new engine thread. */
