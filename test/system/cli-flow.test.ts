@@ -78,34 +78,6 @@ for (const dialect of await dialects()) {
       await w.ok(['check', 'alpha', '--read-data']);
     });
 
-    test('with the main thread taking a share of the engine’s work, the round trip is the same', async () => {
-      const src = join(w.root, 'lane-src');
-      // Large files (read in parts, their chunks encoded wherever is free), compressible and not,
-      // and a directory of small ones (read in batches).
-      await makeRandomTree(src, 3, 2 * 1024 * 1024);
-      const lines = Array.from({ length: 200_000 }, (_, i) => `line ${i} of a compressible file\n`);
-      await writeFile(join(src, 'text.log'), lines.join(''));
-      await cp('/usr/share/doc/bash', join(src, 'bash-doc'), { recursive: true, verbatimSymlinks: true });
-      const lane = { COFFER_MAIN_THREAD_WORK: 'on', COFFER_ENGINE_THREADS: '2' };
-      await w.ok(['item', 'add', 'lane', '--vault', 'alpha', '--path', src]);
-      const backup = json<{ state: string }>(await w.ok(['backup', 'lane', '--json'], lane));
-      assert.equal(backup.state, 'completed');
-      const target = join(w.root, 'restored-lane');
-      await w.ok(['restore', 'lane', '--target', target], lane);
-      assert.equal(await treeListing(target), await treeListing(src));
-      const diff = await exec('diff', ['-r', '--no-dereference', src, target]).catch(
-        (e: { stdout: string }) => e,
-      );
-      assert.equal((diff as { stdout: string }).stdout, '', 'restore differs from the source');
-      // Read back with worker threads only, and checked with the lane: the vault is the same either way.
-      await w.ok(['restore', 'lane', '--target', join(w.root, 'restored-lane-2')]);
-      await w.ok(['check', 'alpha', '--read-data'], lane);
-      // A bad value is a catalog error, not a crash.
-      const bad = await w.run(['backup', 'lane'], { COFFER_MAIN_THREAD_WORK: 'sometimes' });
-      assert.equal(bad.code, 1);
-      assert.match(bad.stderr, /InvalidRequest[\s\S]*COFFER_MAIN_THREAD_WORK must be on or off/);
-    });
-
     test('with the catalog lost, the vault directory alone lists and restores its points', async () => {
       const fresh = { COFFER_HOME: join(w.root, 'new-home'), COFFER_DATABASE_URL: '' };
       const imported = json<{ items: { name: string; created: boolean }[]; pointsAdded: number }>(
@@ -303,6 +275,36 @@ for (const dialect of await dialects()) {
       assert.equal(bad.code, 2, 'global flags are not --json');
       const article = await w.ok(['explain', 'UserErrorBackupOperationInProgress']);
       assert.match(article.stdout, /coffer job cancel/);
+    });
+
+    test('with the main thread taking a share of the engine’s work, the round trip is the same', async () => {
+      const src = join(w.root, 'lane-src');
+      // Large files (read in parts, their chunks encoded wherever is free), compressible and not,
+      // and a directory of small ones (read in batches).
+      await makeRandomTree(src, 3, 2 * 1024 * 1024);
+      const lines = Array.from({ length: 200_000 }, (_, i) => `line ${i} of a compressible file\n`);
+      await writeFile(join(src, 'text.log'), lines.join(''));
+      await cp('/usr/share/doc/bash', join(src, 'bash-doc'), { recursive: true, verbatimSymlinks: true });
+      const lane = { COFFER_MAIN_THREAD_WORK: 'on', COFFER_ENGINE_THREADS: '2' };
+      // A vault of its own: the tests above count alpha's items.
+      await w.ok(['vault', 'create', 'lanes', '--path', join(w.root, 'vault-lanes')]);
+      await w.ok(['item', 'add', 'lane', '--vault', 'lanes', '--path', src]);
+      const backup = json<{ state: string }>(await w.ok(['backup', 'lane', '--json'], lane));
+      assert.equal(backup.state, 'completed');
+      const target = join(w.root, 'restored-lane');
+      await w.ok(['restore', 'lane', '--target', target], lane);
+      assert.equal(await treeListing(target), await treeListing(src));
+      const diff = await exec('diff', ['-r', '--no-dereference', src, target]).catch(
+        (e: { stdout: string }) => e,
+      );
+      assert.equal((diff as { stdout: string }).stdout, '', 'restore differs from the source');
+      // Read back with worker threads only, and checked with the lane: the vault is the same either way.
+      await w.ok(['restore', 'lane', '--target', join(w.root, 'restored-lane-2')]);
+      await w.ok(['check', 'lanes', '--read-data'], lane);
+      // A bad value is a catalog error, not a crash.
+      const bad = await w.run(['backup', 'lane'], { COFFER_MAIN_THREAD_WORK: 'sometimes' });
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /InvalidRequest[\s\S]*COFFER_MAIN_THREAD_WORK must be on or off/);
     });
   });
 }
