@@ -189,19 +189,7 @@ export function scanDirectory(path: string): ScannedDir {
  */
 export function scanDirectories(path: string, aheadEntries: number): ScannedDir {
   const top = scanDirectory(path);
-  let left = aheadEntries - top.entries.length;
-  const fill = (dir: ScannedDir, dirPath: string): void => {
-    const subdirs = dir.entries.filter((e) => e.kind === 'dir' && e.error === undefined);
-    for (const e of subdirs.sort((a, b) => compareNames(a.name, b.name))) {
-      if (left <= 0) return;
-      const abs = childPath(dirPath, e.name);
-      const sub = scanDirectory(abs);
-      left -= sub.entries.length + 1;
-      (dir.subdirs ??= new Map()).set(e.name, sub);
-      fill(sub, abs);
-    }
-  };
-  fill(top, path);
+  listSubdirsAhead(top, path, { left: aheadEntries - top.entries.length });
   return top;
 }
 
@@ -214,21 +202,29 @@ export function scanDirectories(path: string, aheadEntries: number): ScannedDir 
  */
 export function scanSubdirs(path: string, names: readonly string[], aheadEntries: number): ScannedDir {
   const subdirs = new Map<string, ScannedDir>();
-  let left = aheadEntries;
+  const budget = { left: aheadEntries };
   for (const name of names) {
-    if (left <= 0 && subdirs.size > 0) break;
-    const dir = scanDirectories(childPath(path, name), Math.max(0, left));
+    if (budget.left <= 0 && subdirs.size > 0) break;
+    const abs = childPath(path, name);
+    const dir = scanDirectory(abs);
+    budget.left -= dir.entries.length + 1;
     subdirs.set(name, dir);
-    left -= listedEntries(dir) + 1;
+    listSubdirsAhead(dir, abs, budget);
   }
   return { error: null, entries: [], invalidNames: [], subdirs };
 }
 
-/** Entries of a listing and of the subdirectories listed with it. */
-function listedEntries(dir: ScannedDir): number {
-  let n = dir.entries.length;
-  for (const sub of dir.subdirs?.values() ?? []) n += listedEntries(sub);
-  return n;
+/** Fills `dir.subdirs` depth first, in the walk's order, while `budget.left` entries remain. */
+function listSubdirsAhead(dir: ScannedDir, dirPath: string, budget: { left: number }): void {
+  const subdirs = dir.entries.filter((e) => e.kind === 'dir' && e.error === undefined);
+  for (const e of subdirs.sort((a, b) => compareNames(a.name, b.name))) {
+    if (budget.left <= 0) return;
+    const abs = childPath(dirPath, e.name);
+    const sub = scanDirectory(abs);
+    budget.left -= sub.entries.length + 1;
+    (dir.subdirs ??= new Map()).set(e.name, sub);
+    listSubdirsAhead(sub, abs, budget);
+  }
 }
 
 /** What a stat-only count of part of a tree found (countTree). */
