@@ -58,8 +58,9 @@ interface FloorJob {
   /** BigInt64Array over it: the chunks claimed by some thread (see claim). */
   claimed: SharedArrayBuffer;
   packDir: string;
-  key: Buffer;
-  gearSeed: Buffer;
+  /** Buffers arrive in a worker as plain Uint8Arrays (structured clone). */
+  key: Uint8Array;
+  gearSeed: Uint8Array;
 }
 
 interface FloorResult {
