@@ -5,16 +5,16 @@
  * it, so the share of coffer's time that is its own overhead (the walk, messages between threads,
  * the main thread's bookkeeping, start-up) is a measured figure and not an estimate.
  *
- *   npm run build --silent && node dist/bench/pipeline-floor.js [--rounds 3] [--tree large|small|both] [--dir DIR]
+ *   npm run bench:floor -- [--rounds 3] [--tree large|small|both] [--dir DIR] [--threads N]
  *
  * The floor: one worker thread per core takes the dataset's files from a shared counter (largest
  * first, so no thread is left with a large file at the end) and does for each exactly what a
  * first backup's data path must: lstat, open, read, FastCDC (the addon), SHA-256 of every chunk,
  * zstd at the vault's default level (the same contexts and settings as blob-codec.ts, and the same
  * rule for what stays uncompressed), AES-256-GCM, and appending the sealed blob to a pack file of
- * its own, which is hashed as it is written and named by that hash at 16 MiB. Left out: the walk's
- * readdir, tree blobs, the index and the catalog, dedup between threads (a chunk two threads meet
- * is stored twice; the datasets have few), and process start-up. Start-up is measured on its own:
+ * its own, which is hashed as it is written and named by that hash at 16 MiB. A chunk is stored
+ * once: the threads claim chunks in a table they share (see claim). Left out: the walk's readdir,
+ * tree blobs, the index and the catalog, and process start-up. Start-up is measured on its own:
  * `coffer backup` of an empty directory (node, the bundle, the key derivation, the catalog and the
  * job), and "floor + start-up" is the figure to hold against restic.
  *
@@ -36,17 +36,15 @@ import {
   gearTableFromSeed,
   StreamingChunker,
 } from '../src/engine/chunker/fastcdc.js';
-import { seal } from '../src/engine/crypto/aead.js';
-import { compressToScratch } from '../src/engine/pack/blob-codec.js';
+import { encodeBlob } from '../src/engine/pack/blob-codec.js';
 import { DEFAULT_PACK_SIZE } from '../src/engine/pack/pack-writer.js';
 import { startsCompressed } from '../src/engine/parallel/file-work.js';
 import { DEFAULT_COMPRESSION_LEVEL } from '../src/engine/repository/repository-config.js';
 import { buildDataset, type Manifest, readThroughput, type TreeName } from './engine-datasets.js';
 import { run, type Measure } from './engine-run.js';
 import { makeRepo } from './engine-tools.js';
+import { median } from './lib/stats.js';
 
-/** What the data path keeps compressed: the same rule as blob-codec.ts (KEEP_RATIO). */
-const KEEP_RATIO = 0.97;
 /** Bytes read at a time from a large file (file-work.ts reads 1 MiB at a time too). */
 const READ_BYTES = 1024 * 1024;
 
@@ -90,6 +88,7 @@ function floorWork(job: FloorJob): FloorResult {
   const next = new Int32Array(job.next);
   const gear = gearTableFromSeed(job.gearSeed);
   const claimed = new BigInt64Array(job.claimed);
+  const key = Buffer.from(job.key);
   const result: FloorResult = { chunks: 0, bytesIn: 0, bytesStored: 0, packs: 0 };
   let pack: { fd: number; path: string; hash: Hash; bytes: number } | null = null;
   const closePack = (): void => {
@@ -103,13 +102,10 @@ function floorWork(job: FloorJob): FloorResult {
   // one (file-work.ts does the same); a large file's chunks are always offered to zstd.
   const store = (plain: Buffer, whole: boolean): void => {
     result.chunks++;
-    if (!claim(claimed, createHash('sha256').update(plain).digest())) return;
-    let body: Buffer = plain;
-    if (plain.length > 64 && !(whole && startsCompressed(plain))) {
-      const packed = compressToScratch(plain, DEFAULT_COMPRESSION_LEVEL);
-      if (packed.length < plain.length * KEEP_RATIO) body = packed;
-    }
-    const sealed = seal(job.key, body);
+    const digest = createHash('sha256').update(plain).digest();
+    if (!claim(claimed, digest)) return;
+    const level = whole && startsCompressed(plain) ? 0 : DEFAULT_COMPRESSION_LEVEL;
+    const { sealed } = encodeBlob(key, 'data', plain, digest.toString('hex'), level);
     if (!pack) {
       const path = join(job.packDir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
       pack = { fd: openSync(path, 'wx'), path, hash: createHash('sha256'), bytes: 0 };
@@ -215,12 +211,6 @@ async function measureFloor(m: Manifest, packDir: string, threads: number): Prom
   return { wallS, cpuS: (cpu.user + cpu.system) / 1e6, result };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -278,8 +268,8 @@ async function main(): Promise<void> {
       const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]!);
       for (const kind of order) {
         const work = await mkdtemp(join(base, `${kind}-${tree}-`));
-        readThroughput(m); // warm cache
         if (kind === 'floor') {
+          readThroughput(m); // warm cache
           await sync();
           const f = await measureFloor(m, join(work, 'packs'), threads);
           note(`floor-${tree}`, f.wallS, f.cpuS);
@@ -290,7 +280,7 @@ async function main(): Promise<void> {
         } else {
           const repo = makeRepo(kind, { work, tree, source: m.root, timeFile: join(work, 'time') });
           await repo.init();
-          readThroughput(m);
+          readThroughput(m); // warm cache
           await sync();
           const x = await repo.backup(`r${round}`);
           note(`${kind}-${tree}`, x.wallS, cpuOf(x));
